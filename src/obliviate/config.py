@@ -1,0 +1,101 @@
+"""Typed configuration. Every CLI flag maps to a field here; any config can also be loaded from YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from obliviate.errors import ConfigError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    model: str = Field("embedded", description="embedded | tiny[:SEED] | local HF directory | hub id")
+    device: str = Field("auto", description="auto (CUDA when present) | cpu | cuda[:N]")
+    dtype: str = Field("auto", description="auto (bf16 on CUDA, else fp32) | float32 | bfloat16 | float16")
+    trust_remote_code: bool = False
+
+
+class ScoringConfig(_Strict):
+    max_tokens: int = Field(200, ge=2, description="window length T in tokens (longer texts are cut)")
+    batch_size: int = Field(8, ge=1, description="sequences per teacher-forced forward pass")
+    el_n: list[int] = Field(default_factory=lambda: [10], description="EL_n values of n; empty disables EL")
+    el_stride: int = Field(1, ge=1, description="use every k-th prefix for EL_n")
+    decode_batch_size: int = Field(64, ge=1, description="rows per batched greedy decode for EL_n")
+    min_k: float = Field(0.2, gt=0, le=1, description="fraction of lowest tokens for Min-K% / Min-K%++")
+    neighbours: int = Field(5, ge=0, description="perturbations per sequence for the neighbourhood score")
+    perturb_fraction: float = Field(0.15, gt=0, le=1, description="share of words changed per perturbation")
+    k_sigma: float = Field(2.0, gt=0, description="calibrated outlier band: unseen mean +- k * std")
+    fixed_low: float = Field(0.15, description="fixed outlier rule: MA <= fixed_low")
+    fixed_high: float = Field(0.60, description="fixed outlier rule: MA >= fixed_high")
+    seed: int = 0
+
+    @field_validator("el_n")
+    @classmethod
+    def _positive_n(cls, values: list[int]) -> list[int]:
+        if any(n < 1 for n in values):
+            raise ValueError("every EL n must be >= 1")
+        return sorted(set(values))
+
+
+class MemorizationRunConfig(_Strict):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    sequences: str = Field("builtin:famous", description="sequence file (jsonl/json/csv/txt) or builtin:NAME")
+    reference: str | None = Field(None, description="never-seen sequences; default builtin:fresh for builtins")
+    limit: int | None = Field(None, ge=1, description="use only the first N sequences of each set")
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    output_dir: str = "runs"
+    progress: bool = True
+
+
+class TestbedConfig(_Strict):
+    __test__ = False  # not a pytest class
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    source: str = Field(..., description="text source (csv/jsonl/json/txt) to draw sequences from")
+    forget: int = Field(32, ge=1, description="number of sequences to inject (the forget set)")
+    heldout: int = Field(32, ge=1, description="never-injected sequences (unseen reference, MIA non-members)")
+    filler: int = Field(64, ge=0, description="ordinary documents mixed into the injection fine-tune")
+    tokens: int = Field(128, ge=8, description="sequence length in tokens")
+    min_repeats: int = Field(1, ge=1)
+    max_repeats: int = Field(16, ge=1, description="repetition counts spread from min to max over the forget set")
+    learning_rate: float = Field(1e-4, gt=0)
+    batch_size: int = Field(8, ge=1)
+    retain_only: bool = Field(False, description="also train the retain-only model (same recipe, no forget set)")
+    seed: int = 0
+    scoring: ScoringConfig = Field(default_factory=lambda: ScoringConfig(el_n=[]))
+    output_dir: str = "runs"
+    progress: bool = True
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
+    """Build ``cls`` from a YAML file (optional) and dotted overrides such as ``{"scoring.el_n": [5]}``."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"Cannot read config {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"Config {path} must be a mapping at the top level")
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"Invalid configuration{where}:\n{exc}") from exc

@@ -1,0 +1,160 @@
+"""Per-sequence memorization audit of a model: a target set judged against never-seen reference text.
+
+Gives every metric per sequence and aggregated, the unseen-reference distribution and thresholds, the outlier
+count c(D_f) in both definitions, and MIAU (can an attacker tell target members from never-seen text?)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from obliviate.attacks.perturb import neighbours
+from obliviate.config import ScoringConfig
+from obliviate.data import SequenceSet
+from obliviate.metrics.mia import mia_scores
+from obliviate.metrics.reference import (
+    ReferenceStats,
+    calibrated_outlier_count,
+    fixed_outlier_count,
+    two_sided_outlier_score,
+)
+from obliviate.metrics.roc import roc_summary
+from obliviate.metrics.scoring import score_windows
+from obliviate.metrics.tokens import encode_windows
+from obliviate.models import LoadedModel
+
+MIA_SCORES = ("mia_loss", "mia_zlib", "mia_mink", "mia_minkpp")
+
+
+@dataclass
+class SetScores:
+    """Metric values per sequence of one set (arrays aligned with ``ids``)."""
+
+    ids: list[str]
+    values: dict[str, np.ndarray]
+
+    def per_sample(self) -> dict[str, dict[str, float]]:
+        return {sid: {k: float(v[i]) for k, v in self.values.items()} for i, sid in enumerate(self.ids)}
+
+    def aggregate(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for key, values in self.values.items():
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                out[key] = {
+                    "mean": float(finite.mean()),
+                    "std": float(finite.std()),
+                    "min": float(finite.min()),
+                    "median": float(np.median(finite)),
+                    "max": float(finite.max()),
+                }
+        return out
+
+
+def score_set(
+    loaded: LoadedModel, sequences: SequenceSet, cfg: ScoringConfig, *, progress: bool = True, desc: str = ""
+) -> SetScores:
+    """Memorization metrics (MA, ES, loss, EL_n), MIA scores and the neighbourhood gap for every sequence."""
+    tokenizer, model = loaded.tokenizer, loaded.model
+    windows = encode_windows(tokenizer, sequences.texts, cfg.max_tokens, ids=sequences.ids)
+    texts = tokenizer.batch_decode(windows)
+    scored = score_windows(
+        model,
+        windows,
+        pad_id=tokenizer.pad_token_id,
+        batch_size=cfg.batch_size,
+        el_ns=tuple(cfg.el_n),
+        el_stride=cfg.el_stride,
+        decode_batch_size=cfg.decode_batch_size,
+        progress=progress,
+        desc=f"scoring {desc}".strip(),
+    )
+    values = scored.memorization()
+    mia = [mia_scores(stats, text, cfg.min_k) for stats, text in zip(scored.stats, texts)]
+    for key in MIA_SCORES:
+        values[key] = np.array([row[key] for row in mia])
+    if cfg.neighbours:
+        values["neighbourhood_gap"] = _neighbourhood_gap(loaded, texts, -values["loss"], cfg, progress, desc)
+    return SetScores(ids=list(sequences.ids), values=values)
+
+
+def _neighbourhood_gap(loaded, texts, loglik, cfg: ScoringConfig, progress: bool, desc: str) -> np.ndarray:
+    """ll(x) - mean ll(perturbations of x); each set is perturbed on its own (never reusing another's)."""
+    perturbed = neighbours(texts, cfg.neighbours, seed=cfg.seed, fraction=cfg.perturb_fraction)
+    flat = [variant for variants in perturbed for variant in variants]
+    windows = encode_windows(loaded.tokenizer, flat, cfg.max_tokens)
+    scored = score_windows(
+        loaded.model,
+        windows,
+        pad_id=loaded.tokenizer.pad_token_id,
+        batch_size=cfg.batch_size,
+        progress=progress,
+        desc=f"neighbours {desc}".strip(),
+    )
+    neighbour_ll = -scored.memorization()["loss"].reshape(len(texts), cfg.neighbours)
+    return loglik - neighbour_ll.mean(axis=1)
+
+
+@dataclass
+class MemorizationAudit:
+    target: SetScores
+    reference: SetScores
+    cfg: ScoringConfig
+
+    def reference_stats(self, metric: str = "ma") -> ReferenceStats:
+        return ReferenceStats.from_values(self.reference.values[metric])
+
+    def outliers(self) -> dict[str, Any]:
+        ma = self.target.values["ma"]
+        return {
+            "fixed": fixed_outlier_count(ma, self.cfg.fixed_low, self.cfg.fixed_high),
+            "calibrated": calibrated_outlier_count(ma, self.reference_stats("ma"), self.cfg.k_sigma),
+        }
+
+    def attack_scores(self, scores: SetScores) -> dict[str, np.ndarray]:
+        """MIAU scores for one set (higher = more likely a member)."""
+        out = {"memorization_two_sided": two_sided_outlier_score(scores.values["ma"], self.reference_stats())}
+        if "neighbourhood_gap" in scores.values:
+            out["neighbourhood"] = np.abs(scores.values["neighbourhood_gap"])
+        out |= {key.removeprefix("mia_"): scores.values[key] for key in MIA_SCORES}
+        return out
+
+    def miau(self) -> dict[str, dict[str, Any]]:
+        members, nonmembers = self.attack_scores(self.target), self.attack_scores(self.reference)
+        return {name: roc_summary(members[name], nonmembers[name]) for name in members}
+
+    def to_dict(self) -> dict[str, Any]:
+        miau = self.miau()
+        best = max(miau, key=lambda name: miau[name]["auc"])
+        metrics = [m for m in ("ma", "es", *(f"el_{n}" for n in self.cfg.el_n)) if m in self.reference.values]
+        return {
+            "target": {"aggregate": self.target.aggregate(), "per_sample": self.target.per_sample()},
+            "reference": {
+                "aggregate": self.reference.aggregate(),
+                "per_sample": self.reference.per_sample(),
+                "distribution": {m: self.reference_stats(m).to_dict() for m in metrics},
+            },
+            "thresholds": {m: self.reference_stats(m).mean for m in metrics},
+            "outliers": self.outliers(),
+            "miau": {name: {k: v for k, v in s.items() if k != "curve"} for name, s in miau.items()},
+            "miau_best": {"score": best, "auc": miau[best]["auc"]},
+        }
+
+
+def audit_memorization(
+    loaded: LoadedModel,
+    target: SequenceSet,
+    reference: SequenceSet,
+    cfg: ScoringConfig | None = None,
+    *,
+    progress: bool = True,
+) -> MemorizationAudit:
+    """Score ``target`` and the never-seen ``reference`` set with the same settings."""
+    cfg = cfg or ScoringConfig()
+    return MemorizationAudit(
+        target=score_set(loaded, target, cfg, progress=progress, desc="target"),
+        reference=score_set(loaded, reference, cfg, progress=progress, desc="reference"),
+        cfg=cfg,
+    )

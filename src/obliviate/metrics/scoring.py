@@ -1,0 +1,92 @@
+"""Score sequences of token ids: one teacher-forced pass per batch, plus batched KV-cached decoding for EL_n."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel
+
+from obliviate.metrics.extraction import (
+    extraction_likelihood,
+    extraction_strength,
+    plan_jobs,
+    prefixes_for,
+    run_jobs,
+)
+from obliviate.metrics.teacher_forcing import TokenStats, token_stats_from_logits
+from obliviate.metrics.tokens import length_sorted_batches, right_pad
+
+
+@dataclass
+class WindowScores:
+    """Per-window token statistics and the extraction metrics that need decoding."""
+
+    stats: list[TokenStats]
+    extraction: dict[str, np.ndarray] = field(default_factory=dict)  # "el_10" -> values per window
+
+    def memorization(self) -> dict[str, np.ndarray]:
+        """MA, ES and loss per window, plus any EL_n values."""
+        values = {
+            "ma": np.array([s.matches.mean() for s in self.stats]),
+            "es": np.array([extraction_strength(s) for s in self.stats]),
+            "loss": np.array([-s.target_logprob.mean() for s in self.stats]),
+        }
+        return values | self.extraction
+
+
+@torch.no_grad()
+def score_windows(
+    model: PreTrainedModel,
+    windows: list[list[int]],
+    *,
+    pad_id: int,
+    batch_size: int = 8,
+    el_ns: tuple[int, ...] = (),
+    el_stride: int = 1,
+    decode_batch_size: int = 64,
+    progress: bool = True,
+    desc: str = "scoring",
+) -> WindowScores:
+    """Teacher-forced statistics for every window; EL_n for each n in ``el_ns`` when given."""
+    device = next(model.parameters()).device
+    stats: list[TokenStats | None] = [None] * len(windows)
+    extraction = {f"el_{n}": np.full(len(windows), np.nan) for n in el_ns}
+    batches = length_sorted_batches(windows, batch_size)
+    bar = tqdm(total=len(windows), desc=desc, unit="seq", disable=not progress, leave=False)
+    for indices in batches:
+        input_ids, mask = right_pad([windows[i] for i in indices], pad_id, device)
+        lengths = [len(windows[i]) for i in indices]
+        output = model(input_ids=input_ids, attention_mask=mask, use_cache=bool(el_ns))
+        batch_stats = token_stats_from_logits(output.logits, input_ids, lengths)
+        del output.logits
+        for index, seq_stats in zip(indices, batch_stats):
+            stats[index] = seq_stats
+        if el_ns:
+            _extraction_for_batch(
+                model,
+                output.past_key_values,
+                batch_stats,
+                indices,
+                el_ns,
+                el_stride,
+                decode_batch_size,
+                extraction,
+            )
+        bar.update(len(indices))
+    bar.close()
+    return WindowScores(stats=[s for s in stats if s is not None], extraction=extraction)
+
+
+def _extraction_for_batch(model, cache, batch_stats, indices, el_ns, el_stride, decode_batch_size, extraction):
+    prefix_sets = [sorted({p for n in el_ns for p in prefixes_for(len(s.tokens), n, el_stride)}) for s in batch_stats]
+    jobs = plan_jobs(batch_stats, prefix_sets)
+    decoded = run_jobs(model, cache, jobs, decode_batch_size)
+    per_row: list[dict[int, np.ndarray]] = [{} for _ in batch_stats]
+    for (row, prefix_len), tokens in decoded.items():
+        per_row[row][prefix_len] = tokens
+    for row, (index, seq_stats) in enumerate(zip(indices, batch_stats)):
+        for n in el_ns:
+            extraction[f"el_{n}"][index] = extraction_likelihood(seq_stats, per_row[row], n, el_stride)

@@ -1,0 +1,89 @@
+"""PNG plots for reports: memorization histograms against the unseen band, and attack ROC curves.
+
+Matplotlib runs on the non-interactive Agg backend; every figure is rendered into memory, written
+atomically and closed.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from obliviate.io import write_bytes_atomic
+
+_DPI = 120
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    """Render ``fig`` to PNG bytes, write them atomically to ``path`` and close the figure."""
+    try:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def plot_memorization_histogram(
+    path: str | Path,
+    series: Mapping[str, Sequence[float]],
+    band: tuple[float, float] | None,
+    reference_mean: float | None,
+    title: str,
+    xlabel: str = "exact memorization (MA)",
+    bins: int = 20,
+) -> Path:
+    """Overlaid histograms of per-sequence MA values over ``[0, 1]``, one per named series.
+
+    ``band`` (the unseen-reference ``mean ± k*std``) is shaded and ``reference_mean`` drawn dashed.
+    Returns the path written.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    if band is not None:
+        lo, hi = max(0.0, float(band[0])), min(1.0, float(band[1]))
+        ax.axvspan(lo, hi, color="0.6", alpha=0.25, label=f"unseen band [{band[0]:.3f}, {band[1]:.3f}]")
+    for name, values in series.items():
+        arr = np.clip(np.asarray(list(values), dtype=float), 0.0, 1.0)
+        arr = arr[np.isfinite(arr)]
+        ax.hist(arr, bins=edges, alpha=0.5, label=f"{name} (n={arr.size})", edgecolor="none")
+    if reference_mean is not None:
+        ax.axvline(
+            float(reference_mean),
+            color="k",
+            linestyle="--",
+            linewidth=1.2,
+            label=f"unseen mean {reference_mean:.3f}",
+        )
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("sequences")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    return _save(fig, path)
+
+
+def plot_roc_curves(path: str | Path, curves: Mapping[str, Mapping[str, Any]], title: str = "ROC") -> Path:
+    """ROC curves of several attacks; each value is a :func:`obliviate.metrics.roc.roc_summary` dict."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="0.5", linestyle=":", linewidth=1, label="chance")
+    for name, summary in curves.items():
+        curve = summary["curve"]
+        ax.plot(curve["fpr"], curve["tpr"], linewidth=1.5, label=f"{name} (AUC {summary['auc']:.3f})")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize="small")
+    return _save(fig, path)

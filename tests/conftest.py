@@ -1,0 +1,50 @@
+"""Shared fixtures: a tiny real Llama model (built in code) that has partly memorized a few sequences."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from obliviate.models import LoadedModel, load_model
+from obliviate.training.finetune import finetune_on_windows
+
+# The workplace's read-only reference data sits beside the repository (../shared/data) in CI and sessions.
+SHARED_DATA = Path(os.environ.get("OBLIVIATE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+TRAINED_TEXTS = [
+    "the quick brown fox jumps over the lazy dog and runs into the woods",
+    "lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod",
+    "we hold these truths to be self-evident, that all men are created equal",
+    "call me ishmael. some years ago, never mind how long precisely, having",
+]
+UNSEEN_TEXTS = [
+    "a green kettle whistled twice before the neighbours finally opened the door",
+    "seven small boats drifted slowly past the harbour lights at half past nine",
+    "the library closes early on thursdays, so bring the forms back on wednesday",
+    "her bicycle had a squeaky chain and a basket full of ripe summer tomatoes",
+]
+
+
+def _partly_memorized(seed: int = 3, steps: int = 160) -> LoadedModel:
+    loaded = load_model(f"tiny:{seed}", device="cpu", dtype="float32")
+    windows = [loaded.tokenizer(t).input_ids[:48] for t in TRAINED_TEXTS]
+    stream = [windows[i % len(windows)] for i in range(steps)]
+    finetune_on_windows(loaded.model, stream, pad_id=256, batch_size=1, learning_rate=3e-3, progress=False)
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def memorizing_model() -> LoadedModel:
+    """A tiny model fine-tuned on TRAINED_TEXTS until it reproduces parts of them (MA ~0.8-0.95, EL_10 > 0)."""
+    torch.manual_seed(0)
+    return _partly_memorized()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
