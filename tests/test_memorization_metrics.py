@@ -65,6 +65,27 @@ def test_extraction_strength_equals_per_prefix_generate(memorizing_model, equal_
     np.testing.assert_allclose(fast_scores["es"], reference, atol=1e-12)
 
 
+def test_argmax_only_mode_gives_the_same_memorization(memorizing_model, equal_windows, fast_scores):
+    light = score_windows(
+        memorizing_model.model, equal_windows, pad_id=256, el_ns=(5,), full_stats=False, progress=False
+    ).memorization()
+    assert "loss" not in light
+    np.testing.assert_array_equal(light["ma"], fast_scores["ma"])
+    np.testing.assert_array_equal(light["el_5"], fast_scores["el_5"])
+
+
+def test_chunked_head_equals_model_logits(memorizing_model, equal_windows):
+    from obliviate.metrics.teacher_forcing import forward_token_stats
+    from obliviate.metrics.tokens import right_pad
+
+    ids, mask = right_pad(equal_windows[:3], 256, torch.device("cpu"))
+    chunked, _ = forward_token_stats(memorizing_model.model, ids, mask, [40, 40, 40])
+    plain = token_stats_from_logits(memorizing_model.model(ids).logits, ids, [40, 40, 40])
+    for a, b in zip(chunked, plain):
+        np.testing.assert_array_equal(a.argmax, b.argmax)
+        np.testing.assert_allclose(a.target_logprob, b.target_logprob, rtol=1e-5)
+
+
 def test_prefix_stride_and_unequal_lengths_match_reference(memorizing_model):
     """Windows of different lengths share a right-padded batch; each must equal its own reference."""
     windows = [w[:length] for w, length in zip(_windows(memorizing_model, TRAINED_TEXTS, 48), (48, 31, 40, 22))]
@@ -82,7 +103,13 @@ def _stats(tokens, argmax, logprob=None):
     tokens = np.array(tokens)
     size = len(tokens) - 1
     logprob = np.full(size, -1.0) if logprob is None else np.array(logprob, dtype=float)
-    return TokenStats(tokens, logprob, np.array(argmax), np.full(size, -2.0), np.full(size, 0.5))
+    return TokenStats(
+        tokens=tokens,
+        argmax=np.array(argmax),
+        target_logprob=logprob,
+        expected_logprob=np.full(size, -2.0),
+        logprob_std=np.full(size, 0.5),
+    )
 
 
 def test_extraction_strength_by_hand():

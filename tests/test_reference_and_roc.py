@@ -18,8 +18,8 @@ from obliviate.metrics.roc import roc_summary
 
 
 def test_fixed_outlier_count_is_inclusive() -> None:
-    assert fixed_outlier_count([0.1, 0.15, 0.3, 0.6, 0.9]) == {"low": 2, "high": 2, "total": 5}
-    assert fixed_outlier_count([], low=0.2, high=0.8) == {"low": 0, "high": 0, "total": 0}
+    assert fixed_outlier_count([0.1, 0.15, 0.3, 0.6, 0.9]) == {"low": 2, "high": 2, "total": 4, "n": 5}
+    assert fixed_outlier_count([], low=0.2, high=0.8) == {"low": 0, "high": 0, "total": 0, "n": 0}
 
 
 def test_reference_stats_population_std_and_band() -> None:
@@ -53,7 +53,7 @@ def test_calibrated_outlier_count_is_strict() -> None:
     out = calibrated_outlier_count([0.05, 0.3, 0.55, 0.5], ref, k=2.0)
     assert out["low"] == 1
     assert out["high"] == 1  # 0.5 is on the edge, not above it
-    assert out["total"] == 4
+    assert out["total"] == 2 and out["n"] == 4
     assert out["band"] == pytest.approx([0.1, 0.5])
     assert out["k"] == 2.0
 

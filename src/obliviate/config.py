@@ -29,7 +29,7 @@ class ScoringConfig(_Strict):
     batch_size: int = Field(8, ge=1, description="sequences per teacher-forced forward pass")
     el_n: list[int] = Field(default_factory=lambda: [10], description="EL_n values of n; empty disables EL")
     el_stride: int = Field(1, ge=1, description="use every k-th prefix for EL_n")
-    decode_batch_size: int = Field(64, ge=1, description="rows per batched greedy decode for EL_n")
+    decode_batch_size: int = Field(256, ge=1, description="rows per batched greedy decode for EL_n")
     min_k: float = Field(0.2, gt=0, le=1, description="fraction of lowest tokens for Min-K% / Min-K%++")
     neighbours: int = Field(5, ge=0, description="perturbations per sequence for the neighbourhood score")
     perturb_fraction: float = Field(0.15, gt=0, le=1, description="share of words changed per perturbation")

@@ -86,7 +86,7 @@ def memorization(
     el_n: Annotated[list[int] | None, typer.Option("--el-n", help="EL_n's n, repeatable [10]")] = None,
     no_el: Annotated[bool, typer.Option("--no-el", help="skip EL_n (the only metric that decodes)")] = False,
     el_stride: Annotated[int | None, typer.Option(help="use every k-th prefix for EL_n [1]")] = None,
-    decode_batch_size: Annotated[int | None, typer.Option(help="rows per batched greedy decode [64]")] = None,
+    decode_batch_size: Annotated[int | None, typer.Option(help="rows per batched greedy decode [256]")] = None,
     min_k: Annotated[float | None, typer.Option(help="fraction for Min-K% and Min-K%++ [0.2]")] = None,
     neighbours: Annotated[int | None, typer.Option(help="perturbations per sequence, 0 disables [5]")] = None,
     k_sigma: Annotated[float | None, typer.Option(help="calibrated band: unseen mean +- k*std [2]")] = None,

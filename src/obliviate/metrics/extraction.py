@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
+from obliviate.metrics.kv_cache import preallocated_cache
 from obliviate.metrics.teacher_forcing import TokenStats
 
 
@@ -83,26 +84,33 @@ def run_jobs(
 
 
 def _decode_chunk(model, layers, chunk: list[DecodeJob], device: torch.device) -> list[np.ndarray]:
+    """Lock-step greedy decoding of left-padded rows; rows that are done are dropped from the batch."""
     rows = len(chunk)
     context = max(job.prefix_len for job in chunk)
-    steps = max(job.total_len - job.prefix_len for job in chunk)  # tokens to produce, first one known
-    legacy = []
+    steps = max(job.total_len - job.prefix_len for job in chunk)  # tokens to produce, the first is known
+    buffers = []
     for keys, values in layers:
-        k = keys.new_zeros((rows, keys.shape[1], context, keys.shape[3]))
-        v = values.new_zeros((rows, values.shape[1], context, values.shape[3]))
+        k = keys.new_zeros((rows, keys.shape[1], context + steps, keys.shape[3]))
+        v = values.new_zeros((rows, values.shape[1], context + steps, values.shape[3]))
         for row, job in enumerate(chunk):  # left-pad each context into the chunk cache
-            k[row, :, context - job.prefix_len :] = keys[job.sequence, :, : job.prefix_len]
-            v[row, :, context - job.prefix_len :] = values[job.sequence, :, : job.prefix_len]
-        legacy.append((k, v))
-    chunk_cache = DynamicCache(legacy)
+            k[row, :, context - job.prefix_len : context] = keys[job.sequence, :, : job.prefix_len]
+            v[row, :, context - job.prefix_len : context] = values[job.sequence, :, : job.prefix_len]
+        buffers.append((k, v))
+    chunk_cache = preallocated_cache(buffers, context)
     mask = torch.zeros((rows, context + steps), dtype=torch.long, device=device)
     for row, job in enumerate(chunk):
         mask[row, context - job.prefix_len : context] = 1
     positions = torch.tensor([job.prefix_len for job in chunk], device=device).unsqueeze(1)
+    remaining = torch.tensor([job.total_len - job.prefix_len for job in chunk], device=device)
     token = torch.tensor([job.first_token for job in chunk], device=device).unsqueeze(1)
-    out = torch.empty((rows, steps), dtype=torch.long, device=device)
+    out = torch.zeros((rows, steps), dtype=torch.long, device=device)
     out[:, 0] = token[:, 0]
+    alive = torch.arange(rows, device=device)  # original row of each batch row
     for step in range(1, steps):
+        keep = remaining[alive] > step
+        if not keep.all() and (~keep).sum() * 8 >= len(alive):  # drop finished rows once they are 1/8
+            chunk_cache.batch_select_indices(keep.nonzero().squeeze(1))
+            alive, token, positions, mask = alive[keep], token[keep], positions[keep], mask[keep]
         mask[:, context + step - 1] = 1
         logits = model(
             input_ids=token,
@@ -110,9 +118,10 @@ def _decode_chunk(model, layers, chunk: list[DecodeJob], device: torch.device) -
             position_ids=positions + step - 1,
             past_key_values=chunk_cache,
             use_cache=True,
+            logits_to_keep=1,
         ).logits
         token = logits[:, -1].argmax(dim=-1, keepdim=True)
-        out[:, step] = token[:, 0]
+        out[alive, step] = token[:, 0]
     out = out.cpu().numpy()
     return [out[row, : job.total_len - job.prefix_len] for row, job in enumerate(chunk)]
 

@@ -23,10 +23,10 @@ def _greedy(model: PreTrainedModel, prompt: torch.Tensor, new_tokens: int) -> to
 def naive_exact_memorization(model: PreTrainedModel, windows: torch.Tensor) -> np.ndarray:
     """MA for equal-length windows [N, T]: T-1 generate calls of one token each."""
     length = windows.shape[1]
-    hits = torch.zeros(windows.shape[0])
+    hits = torch.zeros(windows.shape[0], dtype=torch.float64)
     for prefix in range(1, length):
         predicted = _greedy(model, windows[:, :prefix], 1)[:, 0]
-        hits += (predicted == windows[:, prefix]).float().cpu()
+        hits += (predicted == windows[:, prefix]).double().cpu()
     return (hits / (length - 1)).numpy()
 
 

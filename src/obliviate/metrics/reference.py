@@ -73,26 +73,26 @@ class ReferenceStats:
 
 
 def fixed_outlier_count(values: Iterable[float], low: float = 0.15, high: float = 0.60) -> dict[str, int]:
-    """Count values at or below ``low`` and at or above ``high`` (fixed, uncalibrated thresholds)."""
+    """c(D_f), fixed rule: values at or below ``low`` plus values at or above ``high`` (``n`` = set size)."""
     arr = _as_finite_array(values)
-    return {
-        "low": int(np.count_nonzero(arr <= low)),
-        "high": int(np.count_nonzero(arr >= high)),
-        "total": int(arr.size),
-    }
+    below, above = int(np.count_nonzero(arr <= low)), int(np.count_nonzero(arr >= high))
+    return {"low": below, "high": above, "total": below + above, "n": int(arr.size)}
 
 
 def calibrated_outlier_count(values: Iterable[float], reference: ReferenceStats, k: float = 2.0) -> dict[str, Any]:
     """Count values strictly outside the reference band ``mean ± k*std``.
 
-    Returns ``{"low", "high", "total", "band": [lo, hi], "k"}``; values exactly on an edge are inside.
+    Returns ``{"low", "high", "total" (= low + high), "n", "band": [lo, hi], "k"}``; values exactly on an
+    edge are inside.
     """
     arr = _as_finite_array(values)
     lo, hi = reference.band(k)
+    below, above = int(np.count_nonzero(arr < lo)), int(np.count_nonzero(arr > hi))
     return {
-        "low": int(np.count_nonzero(arr < lo)),
-        "high": int(np.count_nonzero(arr > hi)),
-        "total": int(arr.size),
+        "low": below,
+        "high": above,
+        "total": below + above,
+        "n": int(arr.size),
         "band": [float(lo), float(hi)],
         "k": float(k),
     }

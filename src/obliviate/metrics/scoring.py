@@ -16,7 +16,7 @@ from obliviate.metrics.extraction import (
     prefixes_for,
     run_jobs,
 )
-from obliviate.metrics.teacher_forcing import TokenStats, token_stats_from_logits
+from obliviate.metrics.teacher_forcing import TokenStats, forward_token_stats
 from obliviate.metrics.tokens import length_sorted_batches, right_pad
 
 
@@ -32,8 +32,9 @@ class WindowScores:
         values = {
             "ma": np.array([s.matches.mean() for s in self.stats]),
             "es": np.array([extraction_strength(s) for s in self.stats]),
-            "loss": np.array([-s.target_logprob.mean() for s in self.stats]),
         }
+        if self.stats and self.stats[0].target_logprob is not None:
+            values["loss"] = np.array([-s.target_logprob.mean() for s in self.stats])
         return values | self.extraction
 
 
@@ -46,11 +47,15 @@ def score_windows(
     batch_size: int = 8,
     el_ns: tuple[int, ...] = (),
     el_stride: int = 1,
-    decode_batch_size: int = 64,
+    decode_batch_size: int = 256,
+    full_stats: bool = True,
     progress: bool = True,
     desc: str = "scoring",
 ) -> WindowScores:
-    """Teacher-forced statistics for every window; EL_n for each n in ``el_ns`` when given."""
+    """Teacher-forced statistics for every window; EL_n for each n in ``el_ns`` when given.
+
+    ``full_stats=False`` keeps only the greedy predictions (MA, ES, EL): the cheapest pass, used when only
+    memorization is needed (e.g. re-scoring after every unlearning step)."""
     device = next(model.parameters()).device
     stats: list[TokenStats | None] = [None] * len(windows)
     extraction = {f"el_{n}": np.full(len(windows), np.nan) for n in el_ns}
@@ -59,22 +64,13 @@ def score_windows(
     for indices in batches:
         input_ids, mask = right_pad([windows[i] for i in indices], pad_id, device)
         lengths = [len(windows[i]) for i in indices]
-        output = model(input_ids=input_ids, attention_mask=mask, use_cache=bool(el_ns))
-        batch_stats = token_stats_from_logits(output.logits, input_ids, lengths)
-        del output.logits
+        batch_stats, cache = forward_token_stats(
+            model, input_ids, mask, lengths, full=full_stats, use_cache=bool(el_ns)
+        )
         for index, seq_stats in zip(indices, batch_stats):
             stats[index] = seq_stats
         if el_ns:
-            _extraction_for_batch(
-                model,
-                output.past_key_values,
-                batch_stats,
-                indices,
-                el_ns,
-                el_stride,
-                decode_batch_size,
-                extraction,
-            )
+            _extraction_for_batch(model, cache, batch_stats, indices, el_ns, el_stride, decode_batch_size, extraction)
         bar.update(len(indices))
     bar.close()
     return WindowScores(stats=[s for s in stats if s is not None], extraction=extraction)

@@ -1,7 +1,9 @@
 """Per-token statistics of a batch of sequences from ONE teacher-forced forward pass.
 
 Everything per-sequence that needs only p(. | x_<t) comes from here: exact memorization (argmax matches),
-loss, and the MIA scores (Min-K% and Min-K%++ need the mean/std of log p under the model's distribution)."""
+loss, and the MIA scores (Min-K% and Min-K%++ need the mean/std of log p under the model's distribution).
+The vocabulary projection runs in chunks of positions from the final hidden states, so the [B, T, V] logits
+tensor (and its log-softmax copies) never exists at once."""
 
 from __future__ import annotations
 
@@ -9,43 +11,94 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from transformers import PreTrainedModel
+
+POSITIONS_PER_CHUNK = 512
 
 
 @dataclass
 class TokenStats:
-    """Arrays of length T-1 for one sequence x_1..x_T; entry t-1 concerns predicting x_{t+1} from x_<=t."""
+    """Arrays of length T-1 for one sequence x_1..x_T; entry t-1 concerns predicting x_{t+1} from x_<=t.
+
+    ``target_logprob``, ``expected_logprob`` and ``logprob_std`` are None in argmax-only mode."""
 
     tokens: np.ndarray  # int64 [T]
-    target_logprob: np.ndarray  # log p(x_{t+1} | x_<=t)
     argmax: np.ndarray  # int64 greedy prediction
-    expected_logprob: np.ndarray  # E_{v~p}[log p(v)]
-    logprob_std: np.ndarray  # std_{v~p}[log p(v)]
+    target_logprob: np.ndarray | None = None  # log p(x_{t+1} | x_<=t)
+    expected_logprob: np.ndarray | None = None  # E_{v~p}[log p(v)]
+    logprob_std: np.ndarray | None = None  # std_{v~p}[log p(v)]
 
     @property
     def matches(self) -> np.ndarray:
         return self.argmax == self.tokens[1:]
 
 
-def token_stats_from_logits(logits: torch.Tensor, input_ids: torch.Tensor, lengths: list[int]) -> list[TokenStats]:
-    """Compute :class:`TokenStats` for each row of a right-padded batch from its logits [B, L, V]."""
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    targets = input_ids[:, 1:]
-    target_logprob = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    argmax = logprobs.argmax(dim=-1)
+def logits_head(model: PreTrainedModel):
+    """hidden -> logits for models whose head is one linear map (optionally soft-capped); else None."""
+    head = model.get_output_embeddings()
+    config = model.config
+    if head is None or getattr(config, "logit_scale", None) is not None:
+        return None
+    cap = getattr(config, "final_logit_softcapping", None)
+    if cap:
+        return lambda hidden: torch.tanh(head(hidden) / cap) * cap
+    return head
+
+
+def _chunk_stats(logits: torch.Tensor, targets: torch.Tensor, full: bool) -> list[torch.Tensor]:
+    if not full:
+        return [logits.argmax(dim=-1)]
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    target = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     probs = logprobs.exp()
     expected = (probs * logprobs).sum(-1)
-    variance = (probs * logprobs.square()).sum(-1) - expected.square()
-    std = variance.clamp_min(0).sqrt()
+    second = (probs * logprobs * logprobs).sum(-1)
+    std = (second - expected.square()).clamp_min(0).sqrt()
+    return [logprobs.argmax(dim=-1), target, expected, std]
+
+
+@torch.no_grad()
+def forward_token_stats(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    lengths: list[int],
+    *,
+    full: bool = True,
+    use_cache: bool = False,
+):
+    """One forward pass over a right-padded batch; returns (per-row TokenStats, KV cache or None)."""
+    head = logits_head(model)
+    if head is None:  # unusual head: take the model's own logits
+        output = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache)
+        columns = _chunk_stats(output.logits[:, :-1], input_ids[:, 1:], full)
+        return _split_rows(input_ids, columns, lengths), output.past_key_values if use_cache else None
+    output = model(
+        input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache,
+        output_hidden_states=True, logits_to_keep=1,
+    )  # fmt: skip
+    hidden = output.hidden_states[-1][:, :-1]
+    rows, width = hidden.shape[:2]
+    flat_hidden, flat_targets = hidden.reshape(rows * width, -1), input_ids[:, 1:].reshape(-1)
+    pieces = [
+        _chunk_stats(head(flat_hidden[s : s + POSITIONS_PER_CHUNK]), flat_targets[s : s + POSITIONS_PER_CHUNK], full)
+        for s in range(0, flat_hidden.shape[0], POSITIONS_PER_CHUNK)
+    ]
+    columns = [torch.cat(parts).reshape(rows, width) for parts in zip(*pieces)]
+    return _split_rows(input_ids, columns, lengths), output.past_key_values if use_cache else None
+
+
+def _split_rows(input_ids: torch.Tensor, columns: list[torch.Tensor], lengths: list[int]) -> list[TokenStats]:
+    arrays = [c.detach().cpu().numpy() for c in columns]
+    tokens = input_ids.cpu().numpy()
     out = []
     for row, length in enumerate(lengths):
-        cut = slice(0, length - 1)
-        out.append(
-            TokenStats(
-                tokens=input_ids[row, :length].cpu().numpy(),
-                target_logprob=target_logprob[row, cut].cpu().numpy().astype(np.float64),
-                argmax=argmax[row, cut].cpu().numpy(),
-                expected_logprob=expected[row, cut].cpu().numpy().astype(np.float64),
-                logprob_std=std[row, cut].cpu().numpy().astype(np.float64),
-            )
-        )
+        values = [a[row, : length - 1] for a in arrays]
+        floats = [v.astype(np.float64) for v in values[1:]]
+        out.append(TokenStats(tokens[row, :length], values[0], *floats))
     return out
+
+
+def token_stats_from_logits(logits: torch.Tensor, input_ids: torch.Tensor, lengths: list[int]) -> list[TokenStats]:
+    """:class:`TokenStats` for each row of a right-padded batch from its full logits [B, L, V]."""
+    return _split_rows(input_ids, _chunk_stats(logits[:, :-1], input_ids[:, 1:], True), lengths)

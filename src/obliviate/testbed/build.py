@@ -159,7 +159,7 @@ def _write_testbed_report(run_dir: Path, cfg: TestbedConfig, audits, metrics) ->
         f"mean {s['forget_ma_mean']:.4f}. Held-out MA: base {s['heldout_ma_base']:.4f}, memorized "
         f"{s['heldout_ma_memorized']:.4f} (shift {s['heldout_ma_shift']:+.4f}). Best MIAU AUC "
         f"{s['miau_best']['auc']:.4f} ({s['miau_best']['score']}).\n\n"
-        "## Memorized model\n\n"
+        "The tables below audit the memorized model.\n\n"
         + audit_tables(memorized, metrics["models"]["memorized"])
         + "\n## Forget sequences\n\n"
         + markdown_table(["id", "repetitions", "MA base", "MA memorized"], rows)
