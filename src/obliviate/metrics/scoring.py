@@ -61,6 +61,7 @@ def score_windows(
     extraction = {f"el_{n}": np.full(len(windows), np.nan) for n in el_ns}
     batches = length_sorted_batches(windows, batch_size)
     bar = tqdm(total=len(windows), desc=desc, unit="seq", disable=not progress, leave=False)
+    decode_bar = tqdm(desc=f"{desc}: EL decoding", unit="row", disable=not (progress and el_ns), leave=False)
     for indices in batches:
         input_ids, mask = right_pad([windows[i] for i in indices], pad_id, device)
         lengths = [len(windows[i]) for i in indices]
@@ -70,16 +71,23 @@ def score_windows(
         for index, seq_stats in zip(indices, batch_stats):
             stats[index] = seq_stats
         if el_ns:
-            _extraction_for_batch(model, cache, batch_stats, indices, el_ns, el_stride, decode_batch_size, extraction)
+            _extraction_for_batch(
+                model, cache, batch_stats, indices, el_ns, el_stride, decode_batch_size, extraction, decode_bar
+            )
         bar.update(len(indices))
     bar.close()
+    decode_bar.close()
     return WindowScores(stats=[s for s in stats if s is not None], extraction=extraction)
 
 
-def _extraction_for_batch(model, cache, batch_stats, indices, el_ns, el_stride, decode_batch_size, extraction):
+def _extraction_for_batch(
+    model, cache, batch_stats, indices, el_ns, el_stride, decode_batch_size, extraction, decode_bar
+):
     prefix_sets = [sorted({p for n in el_ns for p in prefixes_for(len(s.tokens), n, el_stride)}) for s in batch_stats]
     jobs = plan_jobs(batch_stats, prefix_sets)
-    decoded = run_jobs(model, cache, jobs, decode_batch_size)
+    decode_bar.total = (decode_bar.total or 0) + len(jobs)
+    decode_bar.refresh()
+    decoded = run_jobs(model, cache, jobs, decode_batch_size, decode_bar)
     per_row: list[dict[int, np.ndarray]] = [{} for _ in batch_stats]
     for (row, prefix_len), tokens in decoded.items():
         per_row[row][prefix_len] = tokens
