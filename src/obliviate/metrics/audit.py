@@ -5,7 +5,7 @@ count c(D_f) in both definitions, and MIAU (can an attacker tell target members 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -102,6 +102,7 @@ class MemorizationAudit:
     target: SetScores
     reference: SetScores
     cfg: ScoringConfig
+    _miau: dict[str, dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
     def reference_stats(self, metric: str = "ma") -> ReferenceStats:
         return ReferenceStats.from_values(self.reference.values[metric])
@@ -122,8 +123,11 @@ class MemorizationAudit:
         return out
 
     def miau(self) -> dict[str, dict[str, Any]]:
-        members, nonmembers = self.attack_scores(self.target), self.attack_scores(self.reference)
-        return {name: roc_summary(members[name], nonmembers[name]) for name in members}
+        """ROC summary per attack score (computed once; the scores do not change)."""
+        if self._miau is None:
+            members, nonmembers = self.attack_scores(self.target), self.attack_scores(self.reference)
+            self._miau = {name: roc_summary(members[name], nonmembers[name]) for name in members}
+        return self._miau
 
     def to_dict(self) -> dict[str, Any]:
         miau = self.miau()

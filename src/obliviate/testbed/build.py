@@ -101,6 +101,7 @@ def build_testbed(cfg: TestbedConfig) -> tuple[Path, dict[str, Any]]:
 
 def _testbed_metrics(audits: dict[str, MemorizationAudit], repeats, training, wall: float) -> dict[str, Any]:
     base, memorized = audits["base"], audits["memorized"]
+    models = {name: audit.to_dict() for name, audit in audits.items()}
     forget_ma = memorized.target.values["ma"]
     summary = {
         "forget_ma_min": float(forget_ma.min()),
@@ -108,7 +109,7 @@ def _testbed_metrics(audits: dict[str, MemorizationAudit], repeats, training, wa
         "forget_ma_mean": float(forget_ma.mean()),
         "heldout_ma_base": float(base.reference.values["ma"].mean()),
         "heldout_ma_memorized": float(memorized.reference.values["ma"].mean()),
-        "miau_best": memorized.to_dict()["miau_best"],
+        "miau_best": models["memorized"]["miau_best"],
         "spearman_repetitions_vs_ma": float(
             np.corrcoef(
                 np.argsort(np.argsort([repeats[i] for i in memorized.target.ids])),
@@ -122,7 +123,7 @@ def _testbed_metrics(audits: dict[str, MemorizationAudit], repeats, training, wa
         "summary": summary,
         "repetitions": repeats,
         "training": training,
-        "models": {name: audit.to_dict() for name, audit in audits.items()},
+        "models": models,
     }
 
 
