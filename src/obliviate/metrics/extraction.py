@@ -4,7 +4,8 @@ Greedy decoding from prefix x_<=i agrees with teacher forcing as long as it repr
   gen(i) = x_{i+1} + gen(i+1)   whenever argmax p(. | x_<=i) == x_{i+1}.
 Only prefixes where the teacher-forced argmax MISSES the next token need real decoding, and their context
 x_<=j is already in the KV cache of the teacher-forced pass: no prefix is ever re-encoded. All such decodes
-run together, batched and left-padded, with the KV cache. ES follows from the argmax matches alone."""
+run together, batched with the KV cache, each row joining the batch at its own prefix length. ES follows from
+the argmax matches alone."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
-from obliviate.metrics.kv_cache import preallocated_cache
+from obliviate.metrics.kv_cache import PreallocatedCache
 from obliviate.metrics.teacher_forcing import TokenStats
 
 
@@ -68,62 +69,58 @@ def run_jobs(
     batch_size: int,
     progress=None,
 ) -> dict[tuple[int, int], np.ndarray]:
-    """Greedy-decode every job from the teacher-forced cache; returns tokens generated after x_<=j (T-j)."""
+    """Greedy-decode every job from the teacher-forced cache; returns tokens generated after x_<=j (T-j).
+
+    Jobs of the same total length are decoded together, ``batch_size`` rows at a time, in order of prefix length:
+    consecutive jobs start at nearby columns, so a chunk is nearly full from its first steps on."""
     layers = [(layer.keys, layer.values) for layer in cache.layers]
-    device = layers[0][0].device
-    order = sorted(jobs, key=lambda job: job.total_len - job.prefix_len, reverse=True)
+    by_length: dict[int, list[DecodeJob]] = {}
+    for job in jobs:
+        by_length.setdefault(job.total_len, []).append(job)
     results: dict[tuple[int, int], np.ndarray] = {}
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        generated = _decode_chunk(model, layers, chunk, device)
-        for job, tokens in zip(chunk, generated):
-            results[(job.sequence, job.prefix_len)] = tokens
-        if progress is not None:
-            progress.update(len(chunk))
+    for total_len in sorted(by_length):
+        group = sorted(by_length[total_len], key=lambda job: job.prefix_len)
+        for start in range(0, len(group), batch_size):
+            chunk = group[start : start + batch_size]
+            for job, tokens in zip(chunk, _decode_staggered(model, layers, chunk, total_len)):
+                results[(job.sequence, job.prefix_len)] = tokens
+            if progress is not None:
+                progress.update(len(chunk))
     return results
 
 
-def _decode_chunk(model, layers, chunk: list[DecodeJob], device: torch.device) -> list[np.ndarray]:
-    """Lock-step greedy decoding of left-padded rows; rows that are done are dropped from the batch."""
-    rows = len(chunk)
-    context = max(job.prefix_len for job in chunk)
-    steps = max(job.total_len - job.prefix_len for job in chunk)  # tokens to produce, the first is known
-    buffers = []
-    for keys, values in layers:
-        k = keys.new_zeros((rows, keys.shape[1], context + steps, keys.shape[3]))
-        v = values.new_zeros((rows, values.shape[1], context + steps, values.shape[3]))
-        for row, job in enumerate(chunk):  # left-pad each context into the chunk cache
-            k[row, :, context - job.prefix_len : context] = keys[job.sequence, :, : job.prefix_len]
-            v[row, :, context - job.prefix_len : context] = values[job.sequence, :, : job.prefix_len]
-        buffers.append((k, v))
-    chunk_cache = preallocated_cache(buffers, context)
-    mask = torch.zeros((rows, context + steps), dtype=torch.long, device=device)
-    for row, job in enumerate(chunk):
-        mask[row, context - job.prefix_len : context] = 1
-    positions = torch.tensor([job.prefix_len for job in chunk], device=device).unsqueeze(1)
-    remaining = torch.tensor([job.total_len - job.prefix_len for job in chunk], device=device)
-    token = torch.tensor([job.first_token for job in chunk], device=device).unsqueeze(1)
-    out = torch.zeros((rows, steps), dtype=torch.long, device=device)
-    out[:, 0] = token[:, 0]
-    alive = torch.arange(rows, device=device)  # original row of each batch row
-    for step in range(1, steps):
-        keep = remaining[alive] > step
-        if not keep.all() and (~keep).sum() * 8 >= len(alive):  # drop finished rows once they are 1/8
-            chunk_cache.batch_select_indices(keep.nonzero().squeeze(1))
-            alive, token, positions, mask = alive[keep], token[keep], positions[keep], mask[keep]
-        mask[:, context + step - 1] = 1
+def _decode_staggered(model, layers, chunk: list[DecodeJob], total_len: int) -> list[np.ndarray]:
+    """Greedy decoding of rows that all end at column ``total_len``; a row joins at its own prefix length.
+
+    Row r holds its sequence's teacher-forced keys/values, which are exact for columns < j_r. At column c the
+    rows with j_r <= c (a leading slice, as the chunk is sorted by j) read token c and write column c; columns
+    >= j_r of a row are overwritten by its own decoding before it ever attends to them. Every active row has
+    the same length, so the step needs neither padding nor an attention mask."""
+    device = layers[0][0].device
+    sequences = torch.tensor([job.sequence for job in chunk], device=device)
+    buffers = [
+        (keys[sequences, :, :total_len].clone(), values[sequences, :, :total_len].clone()) for keys, values in layers
+    ]
+    starts = np.array([job.prefix_len for job in chunk])
+    cache = PreallocatedCache(buffers, int(starts[0]))
+    tokens = torch.zeros((len(chunk), total_len), dtype=torch.long, device=device)  # tokens[r, c]: column c
+    rows = torch.arange(len(chunk), device=device)
+    tokens[rows, torch.as_tensor(starts, device=device)] = torch.tensor(
+        [job.first_token for job in chunk], device=device
+    )
+    for column in range(int(starts[0]), total_len - 1):
+        active = int(np.searchsorted(starts, column, side="right"))
+        cache.set_window(active, column)
         logits = model(
-            input_ids=token,
-            attention_mask=mask[:, : context + step],
-            position_ids=positions + step - 1,
-            past_key_values=chunk_cache,
+            input_ids=tokens[:active, column : column + 1],
+            position_ids=torch.full((active, 1), column, device=device),
+            past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
         ).logits
-        token = logits[:, -1].argmax(dim=-1, keepdim=True)
-        out[alive, step] = token[:, 0]
-    out = out.cpu().numpy()
-    return [out[row, : job.total_len - job.prefix_len] for row, job in enumerate(chunk)]
+        tokens[:active, column + 1] = logits[:, -1].argmax(dim=-1)
+    out = tokens.cpu().numpy()
+    return [out[row, job.prefix_len :] for row, job in enumerate(chunk)]
 
 
 def greedy_continuation(stats: TokenStats, prefix: int, decoded: dict[int, np.ndarray]) -> np.ndarray:
