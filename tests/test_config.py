@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from obliviate.config import MemorizationRunConfig, TestbedConfig, load_config
+from obliviate.config import MemorizationRunConfig, TestbedConfig, UnlearnConfig, load_config
 from obliviate.errors import ConfigError
 
 
@@ -38,3 +38,12 @@ def test_testbed_needs_a_source_and_sane_repeats(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(TestbedConfig, bad)
+
+
+def test_setting_one_scoring_field_keeps_el_off_for_training_commands():
+    # a partial "scoring" block must not bring back the audit default EL_10 (minutes of decoding)
+    for cls in (UnlearnConfig, TestbedConfig):
+        extra = {"source": "x.txt"} if cls is TestbedConfig else {}
+        cfg = load_config(cls, None, {"scoring.neighbours": 0, **extra})
+        assert cfg.scoring.el_n == [] and cfg.scoring.neighbours == 0
+    assert load_config(MemorizationRunConfig, None, {"scoring.neighbours": 0}).scoring.el_n == [10]

@@ -2,19 +2,32 @@
 
 __version__ = "0.1.0"
 
-from obliviate.config import MemorizationRunConfig, ModelConfig, ScoringConfig, TestbedConfig
+from obliviate.config import (
+    MemorizationRunConfig,
+    ModelConfig,
+    ScoringConfig,
+    TestbedConfig,
+    TrainingConfig,
+    UnlearnConfig,
+)
 from obliviate.data import load_facts, load_sequences
+from obliviate.editing import TaskVector
 from obliviate.metrics.audit import audit_memorization
 from obliviate.models import load_model
+from obliviate.unlearning.run import run_unlearning as unlearn
 
 __all__ = [
     "MemorizationRunConfig",
     "ModelConfig",
     "ScoringConfig",
+    "TaskVector",
     "TestbedConfig",
+    "TrainingConfig",
+    "UnlearnConfig",
     "__version__",
     "audit_memorization",
     "load_facts",
     "load_model",
     "load_sequences",
+    "unlearn",
 ]

@@ -29,13 +29,18 @@ def resolve_sequences(spec: str, limit: int | None = None) -> SequenceSet:
     return load_sequences(spec, limit=limit)
 
 
+def reference_for(target_spec: str, reference_spec: str | None) -> str:
+    """The never-seen reference set: the given one, or builtin:fresh beside a built-in target set."""
+    if reference_spec is not None:
+        return reference_spec
+    if not target_spec.startswith(BUILTIN_PREFIX):
+        raise ConfigError("A reference set of never-seen sequences is required (--reference FILE)")
+    return "builtin:fresh"
+
+
 def run_memorization(cfg: MemorizationRunConfig) -> tuple[Path, dict[str, Any]]:
     """Score a model on a sequence set against never-seen reference text; returns (run dir, metrics)."""
-    reference_spec = cfg.reference
-    if reference_spec is None:
-        if not cfg.sequences.startswith(BUILTIN_PREFIX):
-            raise ConfigError("A reference set of never-seen sequences is required (--reference FILE)")
-        reference_spec = "builtin:fresh"
+    reference_spec = reference_for(cfg.sequences, cfg.reference)
     target = resolve_sequences(cfg.sequences, cfg.limit)
     reference = resolve_sequences(reference_spec, cfg.limit)
     run_dir = create_run_dir(cfg.output_dir, "memorization")

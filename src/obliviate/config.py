@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -46,6 +46,13 @@ class ScoringConfig(_Strict):
         return sorted(set(values))
 
 
+class TrainingScoringConfig(ScoringConfig):
+    """Scoring for commands whose main work is training (testbed, unlearn): EL_n is off unless asked for,
+    also when only some other scoring field is set in YAML or on the command line."""
+
+    el_n: list[int] = Field(default_factory=list, description="EL_n values of n (default none: EL is slow)")
+
+
 class MemorizationRunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     sequences: str = Field("builtin:famous", description="sequence file (jsonl/json/csv/txt) or builtin:NAME")
@@ -71,9 +78,78 @@ class TestbedConfig(_Strict):
     batch_size: int = Field(8, ge=1)
     retain_only: bool = Field(False, description="also train the retain-only model (same recipe, no forget set)")
     seed: int = 0
-    scoring: ScoringConfig = Field(default_factory=lambda: ScoringConfig(el_n=[]))
+    scoring: TrainingScoringConfig = Field(default_factory=TrainingScoringConfig)
     output_dir: str = "runs"
     progress: bool = True
+
+
+class LoraSettings(_Strict):
+    enabled: bool = Field(False, description="train a LoRA adapter (PEFT) instead of all weights")
+    rank: int = Field(32, ge=1, description="LoRA rank r (authors' peft path: 32)")
+    alpha: float = Field(64.0, gt=0, description="LoRA alpha (authors: 64)")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: str | list[str] = Field("all-linear", description="modules to adapt (PEFT syntax)")
+
+
+class TrainingConfig(_Strict):
+    learning_rate: float = Field(5e-5, gt=0, description="Adam learning rate (authors: 5e-5)")
+    betas: tuple[float, float] = Field((0.9, 0.98), description="Adam betas (authors: 0.9, 0.98)")
+    weight_decay: float = Field(0.0, ge=0)
+    max_steps: int = Field(150, ge=0, description="cap on optimizer steps (one step = one pass over the selection)")
+    micro_batch_size: int = Field(8, ge=1, description="sequences per forward/backward inside one step")
+    max_grad_norm: float | None = Field(None, gt=0, description="clip the gradient norm (off by default)")
+    max_loss: float = Field(100.0, gt=0, description="stop safely once |forget NLL| exceeds this (explosion)")
+    mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="Accelerate mixed precision")
+    checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps (0: never)")
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    seed: int = 0
+
+
+class UtilityConfig(_Strict):
+    data_dir: str | None = Field(None, description="folder of zero-shot multiple-choice files (e.g. piqa.jsonl)")
+    benchmarks: list[str] = Field(default_factory=lambda: ["piqa", "arc_easy"], description="file stems to run")
+    limit: int | None = Field(200, ge=1, description="items per benchmark (a fixed seeded subset)")
+    batch_size: int = Field(16, ge=1)
+    perplexity: bool = Field(True, description="perplexity on the reference (never-seen) text")
+    before: bool = Field(True, description="also evaluate the model before unlearning")
+    seed: int = 0
+
+
+class UnlearnConfig(_Strict):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: Literal["ga", "sga", "ta", "tau"] = Field("sga", description="ga | sga | ta | tau")
+    forget: str = Field("builtin:famous", description="sequences to forget (file or builtin:NAME)")
+    reference: str | None = Field(None, description="never-seen sequences; default builtin:fresh for builtins")
+    limit: int | None = Field(None, ge=1, description="use only the first N sequences of each set")
+    preset: Literal["default", "paper"] = Field(
+        "default", description="paper: the authors' released settings (gamma 0.70, stop on the mean)"
+    )
+    stop: Literal["mean", "outliers"] | None = Field(
+        None, description="mean: mean MA < tau (authors); outliers: c(D_f) high side = 0 (default)"
+    )
+    tau: float | None = Field(None, description="mean-rule threshold on MA (default: the unseen mean)")
+    gamma: float | None = Field(None, description="SGA/TAU selection threshold (default: band upper edge; paper: 0.70)")
+    ta_coefficient: float | None = Field(None, lt=0, description="TA edit scale c (default: TA -3, TAU -1)")
+    first_threshold: float | None = Field(
+        None, gt=0, le=1, description="TA: GA first while mean MA >= this (0.9); TAU: SGA until below (0.5)"
+    )
+    reset_optimizer: bool = Field(False, description="TAU: reset Adam's state when switching to TA")
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    scoring: TrainingScoringConfig = Field(default_factory=TrainingScoringConfig)
+    utility: UtilityConfig = Field(default_factory=UtilityConfig)
+    resume: str | None = Field(None, description="checkpoint directory of an earlier run to continue from")
+    save_model: bool = Field(True, description="write the unlearned model (or adapter) into the run directory")
+    output_dir: str = "runs"
+    progress: bool = True
+
+    def stop_rule(self) -> Literal["mean", "outliers"]:
+        return self.stop or ("mean" if self.preset == "paper" else "outliers")
+
+    def gamma_value(self) -> float | None:
+        """None: use the calibrated band's upper edge."""
+        if self.gamma is not None:
+            return self.gamma
+        return 0.70 if self.preset == "paper" or self.stop_rule() == "mean" else None
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:

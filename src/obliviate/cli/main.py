@@ -13,7 +13,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from obliviate import __version__
-from obliviate.config import MemorizationRunConfig, TestbedConfig, load_config
+from obliviate.config import MemorizationRunConfig, TestbedConfig, UnlearnConfig, load_config
 from obliviate.errors import ObliviateError
 
 app = typer.Typer(
@@ -191,6 +191,118 @@ def testbed(
         console.print(f"\nRun directory: [bold]{run_dir}[/] (memorized/, splits/, metrics.json, summary.md)")
 
     _run(lambda: load_config(TestbedConfig, config, overrides), action)
+
+
+@app.command()
+def unlearn(
+    forget: Annotated[
+        str | None, typer.Argument(help="sequences to forget: file or builtin:NAME [builtin:famous]")
+    ] = None,
+    method: Annotated[str | None, typer.Option(help="ga | sga | ta | tau [sga]")] = None,
+    reference: Annotated[str | None, typer.Option(help="never-seen reference sequences (file or builtin:NAME)")] = None,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    trust_remote_code: RemoteOpt = None,
+    preset: Annotated[str | None, typer.Option(help="default | paper (authors' gamma 0.70, stop on the mean)")] = None,
+    stop: Annotated[str | None, typer.Option(help="outliers (c(D_f) high side = 0) | mean (mean MA < tau)")] = None,
+    tau: Annotated[float | None, typer.Option(help="mean-rule MA threshold [unseen mean]")] = None,
+    gamma: Annotated[float | None, typer.Option(help="SGA selection threshold [band upper edge; paper 0.70]")] = None,
+    ta_coefficient: Annotated[float | None, typer.Option(help="TA edit scale c < 0 [TA -3, TAU -1]")] = None,
+    first_threshold: Annotated[
+        float | None, typer.Option(help="TA: GA first above it [0.9]; TAU: SGA until below [0.5]")
+    ] = None,
+    reset_optimizer: Annotated[
+        bool | None, typer.Option("--reset-optimizer", help="TAU: reset Adam at the switch")
+    ] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Adam learning rate [5e-5]")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="cap on optimizer steps [150]")] = None,
+    micro_batch_size: Annotated[int | None, typer.Option(help="sequences per forward/backward [8]")] = None,
+    max_grad_norm: Annotated[float | None, typer.Option(help="clip the gradient norm [off]")] = None,
+    lora: Annotated[bool | None, typer.Option("--lora", help="train a LoRA adapter (rank 32, alpha 64)")] = None,
+    lora_rank: Annotated[int | None, typer.Option(help="LoRA rank [32]")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="resumable checkpoint every N steps [0: off]")] = None,
+    resume: Annotated[str | None, typer.Option(help="checkpoint directory to continue from")] = None,
+    limit: Annotated[int | None, typer.Option(help="only the first N sequences of each set")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="window length T in tokens [200]")] = None,
+    el_n: Annotated[list[int] | None, typer.Option("--el-n", help="also report EL_n before/after (repeatable)")] = None,
+    neighbours: Annotated[int | None, typer.Option(help="perturbations per sequence for MIAU [5]")] = None,
+    utility_data: Annotated[str | None, typer.Option(help="folder of zero-shot multiple-choice files")] = None,
+    utility_benchmark: Annotated[
+        list[str] | None, typer.Option("--utility-benchmark", help="file stem, repeatable [piqa, arc_easy]")
+    ] = None,
+    utility_limit: Annotated[int | None, typer.Option(help="items per utility benchmark [200]")] = None,
+    no_save_model: Annotated[bool, typer.Option("--no-save-model", help="do not write the unlearned model")] = False,
+    seed: SeedOpt = None,
+    output_dir: OutOpt = None,
+    no_progress: QuietOpt = False,
+) -> None:
+    """Unlearn memorized sequences with GA, SGA, TA or TAU; audit before and after (c(D_f), MIAU, utility)."""
+    from obliviate.unlearning.run import run_unlearning
+
+    overrides = {
+        "forget": forget,
+        "method": method,
+        "reference": reference,
+        "preset": preset,
+        "stop": stop,
+        "tau": tau,
+        "gamma": gamma,
+        "ta_coefficient": ta_coefficient,
+        "first_threshold": first_threshold,
+        "reset_optimizer": reset_optimizer,
+        "resume": resume,
+        "limit": limit,
+        "save_model": False if no_save_model else None,
+        "output_dir": output_dir,
+        "progress": False if no_progress else None,
+        "training.learning_rate": learning_rate,
+        "training.max_steps": max_steps,
+        "training.micro_batch_size": micro_batch_size,
+        "training.max_grad_norm": max_grad_norm,
+        "training.checkpoint_every": checkpoint_every,
+        "training.lora.enabled": lora,
+        "training.lora.rank": lora_rank,
+        "training.seed": seed,
+        "scoring.max_tokens": max_tokens,
+        "scoring.el_n": el_n,
+        "scoring.neighbours": neighbours,
+        "scoring.seed": seed,
+        "utility.data_dir": utility_data,
+        "utility.benchmarks": utility_benchmark,
+        "utility.limit": utility_limit,
+        **_model_overrides(model, device, dtype, trust_remote_code),
+    }
+
+    def action(cfg: UnlearnConfig) -> None:
+        run_dir, metrics = run_unlearning(cfg)
+        if run_dir is None:  # not the main process
+            return
+        _print_unlearning(metrics)
+        console.print(f"\nRun directory: [bold]{run_dir}[/] (summary.md, metrics.json, trace.jsonl, plots, model)")
+
+    _run(lambda: load_config(UnlearnConfig, config, overrides), action)
+
+
+def _print_unlearning(metrics: dict[str, Any]) -> None:
+    before, after = metrics["before"]["target"]["per_sample"], metrics["after"]["target"]["per_sample"]
+    table = Table(title=f"{metrics['method'].upper()} on {metrics['model']}: per-sequence MA")
+    for column in ("id", "MA before", "MA after"):
+        table.add_column(column, justify="left" if column == "id" else "right")
+    for sid in before:
+        table.add_row(sid, f"{before[sid]['ma']:.4f}", f"{after[sid]['ma']:.4f}")
+    console.print(table)
+    low, high = metrics["thresholds"]["band"]
+    b, a = metrics["outliers"]["before"]["calibrated"], metrics["outliers"]["after_vs_start_band"]
+    console.print(
+        f"{metrics['steps']} steps ({metrics['stop_reason']}); unseen band [{low:.4f}, {high:.4f}]; "
+        f"c(D_f) calibrated high/low: before {b['high']}/{b['low']}, after {a['high']}/{a['low']}; "
+        f"MIAU best AUC after {metrics['after']['miau_best']['auc']:.4f} ({metrics['after']['miau_best']['score']})"
+    )
+    for key, value in (metrics["utility"].get("after") or {}).items():
+        shown = value["accuracy"] if isinstance(value, dict) else value
+        console.print(f"utility {key}: {shown:.4f}")
 
 
 def _print_audit(metrics: dict[str, Any]) -> None:

@@ -87,3 +87,22 @@ def plot_roc_curves(path: str | Path, curves: Mapping[str, Mapping[str, Any]], t
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize="small")
     return _save(fig, path)
+
+
+def plot_unlearning_trace(
+    path: str | Path, trace: Sequence[Mapping[str, Any]], band: tuple[float, float], title: str
+) -> Path:
+    """Per-sequence MA over optimizer steps (thin lines), their mean (thick) and the unseen band."""
+    steps = [record["step"] for record in trace]
+    ids = list(trace[0]["ma"]) if trace else []
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.axhspan(band[0], band[1], color="0.6", alpha=0.25, label=f"unseen band [{band[0]:.3f}, {band[1]:.3f}]")
+    for sid in ids:
+        ax.plot(steps, [record["ma"][sid] for record in trace], color="tab:blue", alpha=0.25, linewidth=0.8)
+    ax.plot(steps, [record["mean_ma"] for record in trace], color="k", linewidth=2, label="mean MA")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("exact memorization (MA)")
+    ax.set_ylim(0.0, 1.0)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    return _save(fig, path)

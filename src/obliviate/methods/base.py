@@ -1,0 +1,58 @@
+"""What a memorization-unlearning method is: per step, which sequences to train on and in which direction,
+which model the stop rule judges, and which model is the result. The engine and the loop do the rest."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+from obliviate.methods.rules import StopRule, Thresholds
+
+if TYPE_CHECKING:
+    from obliviate.training.engine import Engine
+
+ASCENT, DESCENT = -1.0, 1.0
+
+
+class MemorizationMethod:
+    """Base class: gradient ascent on every sequence, judged on the trained model (that is GA)."""
+
+    name: ClassVar[str] = "base"
+
+    def __init__(self, rule: StopRule, thresholds: Thresholds) -> None:
+        self.rule, self.thresholds = rule, thresholds
+        self.phase = self.name
+
+    @property
+    def band_upper(self) -> float | None:
+        """The band's upper edge when the per-sequence rule is on (selection never goes below it)."""
+        return self.thresholds.upper if self.rule == "outliers" else None
+
+    def sign(self) -> float:
+        return ASCENT
+
+    def select(self, ma: np.ndarray) -> np.ndarray:
+        return np.arange(len(ma))
+
+    def scored_model(self, engine: Engine) -> torch.nn.Module:
+        """The model whose per-sequence MA drives selection and stopping."""
+        return engine.unwrapped
+
+    def observe(self, engine: Engine, ma: np.ndarray) -> np.ndarray:
+        """Called with the scored model's MA before each step; may change phase. Returns the MA to act on."""
+        return ma
+
+    def result(self, engine: Engine) -> torch.nn.Module:
+        return engine.unwrapped
+
+    def state(self) -> dict[str, Any]:
+        return {"phase": self.phase}
+
+    def load_state(self, state: dict[str, Any], engine: Engine, tensors: dict[str, torch.Tensor]) -> None:
+        self.phase = state["phase"]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Tensors a checkpoint must keep besides the model (e.g. TA's theta_s)."""
+        return {}

@@ -1,0 +1,126 @@
+"""Write an unlearning run's results: metrics.json (before/after per sequence), summary.md and plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from obliviate.io import write_json_atomic, write_text_atomic
+from obliviate.metrics.audit import MemorizationAudit
+from obliviate.metrics.reference import calibrated_outlier_count
+from obliviate.reports.markdown import markdown_table
+from obliviate.reports.plots import plot_memorization_histogram, plot_roc_curves, plot_unlearning_trace
+
+if TYPE_CHECKING:
+    from obliviate.config import UnlearnConfig
+    from obliviate.methods.rules import Thresholds
+    from obliviate.unlearning.loop import LoopResult
+
+
+def unlearning_metrics(
+    cfg: UnlearnConfig,
+    *,
+    before: MemorizationAudit,
+    after: MemorizationAudit,
+    result: LoopResult,
+    thresholds: Thresholds,
+    utility: dict[str, Any],
+    model_path: Path | None,
+) -> dict[str, Any]:
+    b, a = before.to_dict(), after.to_dict()
+    start_ref = before.reference_stats("ma")
+    return {
+        "model": cfg.model.model,
+        "method": cfg.method,
+        "preset": cfg.preset,
+        "stop_rule": cfg.stop_rule(),
+        "forget": cfg.forget,
+        "reference": cfg.reference or "builtin:fresh",
+        "steps": result.steps,
+        "stop_reason": result.stop_reason,
+        "seconds_unlearning": sum(record.get("seconds", 0.0) for record in result.trace),
+        "thresholds": {"tau": thresholds.tau, "band": [thresholds.lower, thresholds.upper]},
+        "unlearned_model": str(model_path) if model_path else None,
+        "before": b,
+        "after": a,
+        "outliers": {
+            "before": b["outliers"],
+            "after": a["outliers"],
+            # the band the stop rule used (the starting model's unseen distribution)
+            "after_vs_start_band": calibrated_outlier_count(after.target.values["ma"], start_ref, cfg.scoring.k_sigma),
+        },
+        "miau": a["miau"],
+        "utility": utility,
+    }
+
+
+def _row(name: str, before: Any, after: Any) -> list[Any]:
+    return [name, before, after]
+
+
+def _headline(value: Any) -> Any:
+    """A utility entry's headline number: a benchmark's accuracy, or the value itself (perplexity)."""
+    return value["accuracy"] if isinstance(value, dict) else value
+
+
+def write_unlearning_report(run_dir: Path, cfg: UnlearnConfig, **parts: Any) -> dict[str, Any]:
+    metrics = unlearning_metrics(cfg, **parts)
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    before, after = parts["before"], parts["after"]
+    result, thresholds = parts["result"], parts["thresholds"]
+    band = (thresholds.lower, thresholds.upper)
+    plot_memorization_histogram(
+        run_dir / "ma_histogram.png",
+        {
+            "forget, before": before.target.values["ma"].tolist(),
+            "forget, after": after.target.values["ma"].tolist(),
+            "never-seen": before.reference.values["ma"].tolist(),
+        },
+        band=band, reference_mean=thresholds.tau, title=f"Per-sequence MA before/after {cfg.method.upper()}",
+    )  # fmt: skip
+    if result.trace:
+        plot_unlearning_trace(run_dir / "trace.png", result.trace, band, f"{cfg.method.upper()}: MA per step")
+    plot_roc_curves(run_dir / "miau_roc.png", after.miau(), title="MIAU after unlearning")
+    b, a = metrics["before"], metrics["after"]
+    rows = [
+        _row("forget mean MA", b["target"]["aggregate"]["ma"]["mean"], a["target"]["aggregate"]["ma"]["mean"]),
+        _row("forget std MA", b["target"]["aggregate"]["ma"]["std"], a["target"]["aggregate"]["ma"]["std"]),
+        _row("forget max MA", b["target"]["aggregate"]["ma"]["max"], a["target"]["aggregate"]["ma"]["max"]),
+        _row(
+            "never-seen mean MA", b["reference"]["aggregate"]["ma"]["mean"], a["reference"]["aggregate"]["ma"]["mean"]
+        ),
+    ]
+    for side in ("high", "low"):
+        for definition in ("calibrated", "fixed"):
+            rows.append(
+                _row(
+                    f"c(D_f) {definition}, {side} side",
+                    b["outliers"][definition][side],
+                    a["outliers"][definition][side],
+                )
+            )
+    rows.append(_row("MIAU best AUC", f"{b['miau_best']['auc']:.4f} ({b['miau_best']['score']})",
+                     f"{a['miau_best']['auc']:.4f} ({a['miau_best']['score']})"))  # fmt: skip
+    utility = metrics["utility"]
+    for key in utility.get("after") or {}:
+        value_after = utility["after"][key]
+        value_before = (utility.get("before") or {}).get(key)
+        rows.append(_row(key, _headline(value_before), _headline(value_after)))
+    text = (
+        f"# Unlearning run: {cfg.method.upper()}\n\n- model: `{cfg.model.model}`\n- forget: `{cfg.forget}` "
+        f"({len(before.target.ids)} sequences); never-seen reference: `{metrics['reference']}`\n"
+        f"- stop rule: `{metrics['stop_rule']}` (tau {thresholds.tau:.4f}, band [{band[0]:.4f}, {band[1]:.4f}])\n"
+        f"- optimizer steps: {result.steps}; stopped: {result.stop_reason}\n"
+        f"- unlearned model: `{metrics['unlearned_model']}`\n\n## Before and after\n\n"
+        + markdown_table(["metric", "before", "after"], rows)
+        + "\n![MA before/after](ma_histogram.png)\n\n"
+        + ("![MA per step](trace.png)\n\n" if result.trace else "")
+        + "## MIAU after unlearning\n\n"
+        + markdown_table(
+            ["attack score", "ROC-AUC", "TPR @ 1% FPR", "TPR @ 5% FPR"],
+            [[n, s["auc"], s["tpr_at_1pct_fpr"], s["tpr_at_5pct_fpr"]] for n, s in metrics["miau"].items()],
+        )
+        + "\n![MIAU ROC](miau_roc.png)\n"
+    )
+    write_text_atomic(run_dir / "summary.md", text)
+    return metrics

@@ -1,0 +1,159 @@
+"""The training engine every unlearning method runs on: Hugging Face Accelerate underneath.
+
+One process on a CPU or GPU; several with ``torchrun --nproc_per_node N`` (gloo on CPU, NCCL on GPUs) or
+``accelerate launch`` (DDP, FSDP, DeepSpeed). A method gives the engine, per optimizer step, the forget
+sequences to train on and the sign of the loss; the engine splits them over processes and micro-batches so
+that the gradient is that of the mean per-sequence NLL over the whole selection, whatever the process count.
+Scoring (MA per sequence) is sharded over processes as well and gathered, so every rank takes the same
+decisions."""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object, set_seed
+from transformers import PreTrainedModel
+
+from obliviate.config import TrainingConfig
+from obliviate.errors import ObliviateError
+from obliviate.methods.losses import sequence_nll
+from obliviate.metrics.scoring import score_windows
+from obliviate.metrics.tokens import right_pad
+
+log = logging.getLogger("obliviate")
+
+
+class TrainingDiverged(ObliviateError):
+    """The loss or the gradient became NaN/inf, or the loss exploded; the step was not applied."""
+
+
+class Engine:
+    """Owns the accelerator, the (optionally LoRA-wrapped) model and the Adam optimizer."""
+
+    def __init__(self, model: PreTrainedModel, pad_id: int, cfg: TrainingConfig, *, cpu: bool | None = None) -> None:
+        self.cfg, self.pad_id = cfg, pad_id
+        if cpu is None:
+            cpu = next(model.parameters()).device.type == "cpu"
+        self.accelerator = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision)
+        set_seed(cfg.seed)
+        if cfg.lora.enabled:
+            model = _with_lora(model, cfg)
+        model.eval()  # dropout off (authors); gradients still flow
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(
+            params, lr=cfg.learning_rate, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
+        )
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def unwrapped(self) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    def reset_optimizer(self) -> None:
+        """Forget Adam's moment estimates (TAU's optional reset at the switch)."""
+        self.optimizer.optimizer.state.clear()
+
+    @torch.no_grad()
+    def score_ma(self, model: torch.nn.Module, windows: list[list[int]], batch_size: int) -> np.ndarray:
+        """Per-sequence MA of ``model`` on ``windows``; each process scores a shard, all get every value."""
+        mine = list(range(self.rank, len(windows), self.world))
+        values = np.zeros(0)
+        if mine:
+            scored = score_windows(
+                model, [windows[i] for i in mine], pad_id=self.pad_id, batch_size=batch_size,
+                full_stats=False, progress=False,
+            )  # fmt: skip
+            values = scored.memorization()["ma"]
+        pieces = gather_object([(mine, values.tolist())]) if self.world > 1 else [(mine, values.tolist())]
+        out = np.full(len(windows), np.nan)
+        for indices, shard in pieces:
+            out[indices] = shard
+        return out
+
+    def step(self, windows: list[list[int]], selected: list[int], sign: float) -> dict[str, float]:
+        """One optimizer step on sign * mean per-sequence NLL over ``selected`` (indices into ``windows``)."""
+        mean_nll = self.accumulate_gradients(windows, selected, sign)
+        grad_norm = self.apply_gradients(mean_nll)
+        return {"forget_nll": mean_nll, "loss": sign * mean_nll, "grad_norm": grad_norm}
+
+    def accumulate_gradients(self, windows: list[list[int]], selected: list[int], sign: float) -> float:
+        """Leave the gradient of sign * mean_i NLL_i (i over ``selected``) in the parameters; returns the mean.
+
+        Every process runs the same number of micro-batches (a process with no share runs a zero-weight one),
+        so gradient synchronisation never waits on a missing rank."""
+        if not selected:
+            raise ValueError("a step needs at least one selected sequence")
+        micro = self.cfg.micro_batch_size
+        mine = selected[self.rank :: self.world]
+        rounds = math.ceil(math.ceil(len(selected) / self.world) / micro)
+        # DDP averages gradients over processes; scale so that the result is the mean over the whole selection.
+        scale = sign * self.world / len(selected)
+        nll_sum = torch.zeros((), device=self.device)
+        for r in range(rounds):
+            chunk = mine[r * micro : (r + 1) * micro]
+            weight = 1.0 if chunk else 0.0
+            input_ids, mask = right_pad([windows[i] for i in (chunk or selected[:1])], self.pad_id, self.device)
+            sync = nullcontext() if r == rounds - 1 else self.accelerator.no_sync(self.model)
+            with sync, self.accelerator.autocast():
+                logits = self.model(input_ids=input_ids, attention_mask=mask).logits
+                nll = sequence_nll(logits, input_ids, mask)
+                self.accelerator.backward(nll.sum() * (scale * weight))
+            nll_sum += nll.detach().sum() * weight
+        return float(self.accelerator.reduce(nll_sum, reduction="sum")) / len(selected)
+
+    def apply_gradients(self, mean_nll: float) -> float:
+        """Check the loss and gradient, then take the optimizer step; returns the gradient norm.
+
+        Raises :class:`TrainingDiverged` (and leaves the weights untouched) on NaN/inf or an exploding loss."""
+        max_norm = self.cfg.max_grad_norm or float("inf")
+        grad_norm = float(self.accelerator.clip_grad_norm_(self.model.parameters(), max_norm))
+        problem = None
+        if not (math.isfinite(mean_nll) and math.isfinite(grad_norm)):
+            problem = (
+                f"non-finite loss or gradient (forget NLL {mean_nll}, gradient norm {grad_norm}); the step was "
+                "skipped. Lower training.learning_rate or set training.max_grad_norm"
+            )
+        elif abs(mean_nll) > self.cfg.max_loss:
+            problem = (
+                f"forget NLL {mean_nll:.2f} exceeds training.max_loss={self.cfg.max_loss}: the model is being "
+                "destroyed rather than unlearned; the step was skipped. Lower the learning rate or tighten the "
+                "stop rule"
+            )
+        if problem:
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(problem)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+
+def _with_lora(model: PreTrainedModel, cfg: TrainingConfig) -> torch.nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    lora = cfg.lora
+    config = LoraConfig(
+        r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        target_modules=lora.target_modules, task_type="CAUSAL_LM",
+    )  # fmt: skip
+    return get_peft_model(model, config)

@@ -1,0 +1,174 @@
+"""The unlearning loop: score -> (maybe stop) -> select -> one optimizer step, with a per-step trace,
+checkpoints and resume. Method-agnostic: a :class:`MemorizationMethod` decides, the :class:`Engine` trains."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from tqdm.auto import tqdm
+
+from obliviate.errors import ConfigError
+from obliviate.io import write_json_atomic
+from obliviate.methods.base import MemorizationMethod
+from obliviate.methods.rules import StopRule, Thresholds, should_stop
+from obliviate.training.engine import Engine, TrainingDiverged
+
+log = logging.getLogger("obliviate")
+
+
+@dataclass
+class LoopResult:
+    steps: int  # optimizer steps taken (in this run and any resumed one)
+    stop_reason: str
+    trace: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def final_ma(self) -> np.ndarray:
+        return np.array(list(self.trace[-1]["ma"].values()))
+
+
+class UnlearningLoop:
+    def __init__(
+        self,
+        engine: Engine,
+        method: MemorizationMethod,
+        windows: list[list[int]],
+        ids: list[str],
+        *,
+        rule: StopRule,
+        thresholds: Thresholds,
+        max_steps: int,
+        scoring_batch_size: int = 8,
+        checkpoint_every: int = 0,
+        run_dir: Path | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.engine, self.method, self.windows, self.ids = engine, method, windows, ids
+        self.rule, self.thresholds, self.max_steps = rule, thresholds, max_steps
+        self.scoring_batch_size, self.checkpoint_every = scoring_batch_size, checkpoint_every
+        self.run_dir, self.progress = run_dir, progress
+        self.trace: list[dict[str, Any]] = []
+        self.start_step = 0
+
+    # the loop -------------------------------------------------------------------------------------------
+    def run(self) -> LoopResult:
+        engine, method = self.engine, self.method
+        bar = tqdm(
+            total=self.max_steps, initial=self.start_step, desc=f"unlearning ({method.name})", unit="step",
+            disable=not (self.progress and engine.is_main), leave=False,
+        )  # fmt: skip
+        step, reason = self.start_step, "max_steps"
+        while True:
+            started = time.perf_counter()
+            ma = engine.score_ma(method.scored_model(engine), self.windows, self.scoring_batch_size)
+            ma = method.observe(engine, ma)
+            record = self._record(step, ma)
+            if should_stop(ma, self.rule, self.thresholds):
+                reason = f"stop rule '{self.rule}' met"
+                self._log(record, started)
+                break
+            if step >= self.max_steps:
+                self._log(record, started)
+                break
+            selected = method.select(ma)
+            if selected.size == 0:
+                reason = "no sequence left to select"
+                self._log(record, started)
+                break
+            record["selected"] = [self.ids[i] for i in selected]
+            try:
+                record["terms"] = engine.step(self.windows, selected.tolist(), method.sign())
+            except TrainingDiverged as exc:
+                reason = f"diverged: {exc}"
+                log.error("step %d: %s", step + 1, exc)
+                self._log(record, started)
+                break
+            self._log(record, started)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(mean_ma=f"{ma.mean():.3f}", above=record["c_high"], selected=selected.size)
+            if self.checkpoint_every and step % self.checkpoint_every == 0:
+                self.save_checkpoint(step)
+        bar.close()
+        log.info("%s stopped after %d steps: %s", method.name, step, reason)
+        return LoopResult(steps=step, stop_reason=reason, trace=self.trace)
+
+    def _record(self, step: int, ma: np.ndarray) -> dict[str, Any]:
+        return {
+            "step": step,
+            "phase": self.method.phase,
+            "mean_ma": float(ma.mean()),
+            "max_ma": float(ma.max()),
+            "c_high": int((ma > self.thresholds.upper).sum()),
+            "c_low": int((ma < self.thresholds.lower).sum()),
+            "ma": {sid: float(v) for sid, v in zip(self.ids, ma)},
+        }
+
+    def _log(self, record: dict[str, Any], started: float) -> None:
+        record["seconds"] = time.perf_counter() - started
+        self.trace.append(record)
+        self._log_record_only(record)
+
+    def write_trace_so_far(self) -> None:
+        """Write the trace a resumed run inherited, so the new run directory's trace.jsonl is complete."""
+        for record in self.trace:
+            self._log_record_only(record)
+
+    def _log_record_only(self, record: dict[str, Any]) -> None:
+        """Append one record to the run's trace.jsonl (main process; a crash loses nothing already written)."""
+        if self.run_dir is not None and self.engine.is_main:
+            with open(self.run_dir / "trace.jsonl", "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    # checkpoints ----------------------------------------------------------------------------------------
+    def save_checkpoint(self, step: int) -> Path | None:
+        """Weights (safetensors), Adam state, method state and trace so far, written atomically."""
+        self.engine.accelerator.wait_for_everyone()
+        if self.run_dir is None or not self.engine.is_main:
+            return None
+        final = self.run_dir / "checkpoints" / f"step-{step:04d}"
+        tmp = final.with_name(final.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_model(self.engine.unwrapped, str(tmp / "model.safetensors"))
+        torch.save(self.engine.optimizer.state_dict(), tmp / "optimizer.pt")
+        tensors = {k: v.detach().contiguous() for k, v in self.method.tensors().items()}
+        if tensors:
+            save_file(tensors, str(tmp / "method.safetensors"))
+        state = {"step": step, "method": self.method.name, "method_state": self.method.state(), "trace": self.trace}
+        write_json_atomic(tmp / "state.json", state)
+        tmp.rename(final)
+        log.info("checkpoint %s", final)
+        return final
+
+    def resume_from(self, checkpoint: str | Path) -> None:
+        """Continue a run from a checkpoint directory written by :meth:`save_checkpoint`."""
+        path = Path(checkpoint)
+        state = read_checkpoint_state(path, self.method.name)
+        load_model(self.engine.unwrapped, str(path / "model.safetensors"))
+        optimizer_state = torch.load(path / "optimizer.pt", map_location=self.engine.device, weights_only=True)
+        self.engine.optimizer.load_state_dict(optimizer_state)
+        tensors = load_file(str(path / "method.safetensors")) if (path / "method.safetensors").is_file() else {}
+        self.method.load_state(state["method_state"], self.engine, tensors)
+        self.trace = list(state["trace"])
+        self.start_step = int(state["step"])
+        log.info("resumed from %s at step %d", path, self.start_step)
+
+
+def read_checkpoint_state(path: Path, method: str) -> dict[str, Any]:
+    """The state.json of a checkpoint directory, checked to be one and to belong to ``method``."""
+    if not (path / "state.json").is_file():
+        raise ConfigError(f"{path} is not an obliviate checkpoint (no state.json)")
+    state = json.loads((path / "state.json").read_text())
+    if state.get("method") != method:
+        raise ConfigError(f"checkpoint {path} is from method {state.get('method')!r}, not {method!r}")
+    return state
