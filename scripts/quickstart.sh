@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Quick start: set up, then audit per-sequence memorization of the embedded SmolLM2-135M-Instruct on the
-# built-in set of famous passages against freshly written never-seen text. Extra arguments go to the CLI.
+# Quick start: set up, then make the embedded SmolLM2-135M-Instruct forget the built-in famous passages it has
+# memorized (SGA, stopping once every passage looks like freshly written never-seen text), with an audit
+# before and after. Extra arguments go to `obliviate unlearn`, e.g. `--method ga --stop mean`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/obliviate memorization builtin:famous --reference builtin:fresh "$@"
+exec .venv/bin/obliviate unlearn builtin:famous --reference builtin:fresh --method sga "$@"
