@@ -1,0 +1,1 @@
+"""The unlearning loop and the `obliviate unlearn` run around it."""
