@@ -33,6 +33,9 @@ RemoteOpt = Annotated[bool | None, typer.Option("--trust-remote-code", help="all
 OutOpt = Annotated[str | None, typer.Option(help="folder in which the new run directory is created [runs]")]
 QuietOpt = Annotated[bool, typer.Option("--no-progress", help="hide progress bars")]
 SeedOpt = Annotated[int | None, typer.Option(help="random seed [0]")]
+LimitOpt = Annotated[int | None, typer.Option(help="only the first N sequences of each set")]
+MaxTokensOpt = Annotated[int | None, typer.Option(help="window length T in tokens [200]")]
+NeighboursOpt = Annotated[int | None, typer.Option(help="perturbations per sequence for MIAU, 0 disables [5]")]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -80,15 +83,15 @@ def memorization(
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     trust_remote_code: RemoteOpt = None,
-    limit: Annotated[int | None, typer.Option(help="only the first N sequences of each set")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="window length T in tokens [200]")] = None,
+    limit: LimitOpt = None,
+    max_tokens: MaxTokensOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="sequences per forward pass [8]")] = None,
     el_n: Annotated[list[int] | None, typer.Option("--el-n", help="EL_n's n, repeatable [10]")] = None,
     no_el: Annotated[bool, typer.Option("--no-el", help="skip EL_n (the only metric that decodes)")] = False,
     el_stride: Annotated[int | None, typer.Option(help="use every k-th prefix for EL_n [1]")] = None,
     decode_batch_size: Annotated[int | None, typer.Option(help="rows per batched greedy decode [256]")] = None,
     min_k: Annotated[float | None, typer.Option(help="fraction for Min-K% and Min-K%++ [0.2]")] = None,
-    neighbours: Annotated[int | None, typer.Option(help="perturbations per sequence, 0 disables [5]")] = None,
+    neighbours: NeighboursOpt = None,
     k_sigma: Annotated[float | None, typer.Option(help="calibrated band: unseen mean +- k*std [2]")] = None,
     seed: SeedOpt = None,
     output_dir: OutOpt = None,
@@ -142,7 +145,7 @@ def testbed(
     learning_rate: Annotated[float | None, typer.Option(help="AdamW learning rate [1e-4]")] = None,
     batch_size: Annotated[int | None, typer.Option(help="training batch size [8]")] = None,
     retain_only: Annotated[bool | None, typer.Option("--retain-only", help="also train the retain-only model")] = None,
-    neighbours: Annotated[int | None, typer.Option(help="perturbations per sequence for MIAU [5]")] = None,
+    neighbours: NeighboursOpt = None,
     seed: SeedOpt = None,
     output_dir: OutOpt = None,
     no_progress: QuietOpt = False,
@@ -224,10 +227,10 @@ def unlearn(
     lora_rank: Annotated[int | None, typer.Option(help="LoRA rank [32]")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help="resumable checkpoint every N steps [0: off]")] = None,
     resume: Annotated[str | None, typer.Option(help="checkpoint directory to continue from")] = None,
-    limit: Annotated[int | None, typer.Option(help="only the first N sequences of each set")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="window length T in tokens [200]")] = None,
+    limit: LimitOpt = None,
+    max_tokens: MaxTokensOpt = None,
     el_n: Annotated[list[int] | None, typer.Option("--el-n", help="also report EL_n before/after (repeatable)")] = None,
-    neighbours: Annotated[int | None, typer.Option(help="perturbations per sequence for MIAU [5]")] = None,
+    neighbours: NeighboursOpt = None,
     utility_data: Annotated[str | None, typer.Option(help="folder of zero-shot multiple-choice files")] = None,
     utility_benchmark: Annotated[
         list[str] | None, typer.Option("--utility-benchmark", help="file stem, repeatable [piqa, arc_easy]")
