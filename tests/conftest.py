@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from obliviate.config import AntiSampleTrainingConfig
 from obliviate.models import LoadedModel, load_model
+from obliviate.training.engine import Engine
 from obliviate.training.finetune import finetune_on_windows
+from obliviate.training.sft import sft
+from obliviate.unstar.antisamples import answer_target
+from obliviate.unstar.associations import QA, Association
+from obliviate.unstar.backends import TemplateBackend
 
 # The workplace's read-only reference data sits beside the repository (../shared/data) in CI and sessions.
 SHARED_DATA = Path(os.environ.get("OBLIVIATE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -26,6 +32,16 @@ UNSEEN_TEXTS = [
     "the library closes early on thursdays, so bring the forms back on wednesday",
     "her bicycle had a squeaky chain and a basket full of ripe summer tomatoes",
 ]
+
+
+ZORBIA = Association(
+    id="zorbia-capital", subject="Zorbia", relation="capital", object="Quell",
+    question="What is the capital of Zorbia?", answer="Quell", answer_type="city",
+    heldout=("Which city is the capital of Zorbia?", "Name the capital city of Zorbia."),
+    subject_facts=(QA("What language is spoken in Zorbia?", "Zorbish"),),
+    object_facts=(QA("Which river flows through Quell?", "Amber"),),
+)  # fmt: skip
+UNRELATED = [QA("What color is the sky?", "blue")]
 
 
 def _partly_memorized(seed: int = 3, steps: int = 160) -> LoadedModel:
@@ -48,3 +64,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def knowing_model():
+    """A tiny model trained until it answers the Zorbia facts (and a few others) correctly."""
+    loaded = load_model("tiny:5", device="cpu", dtype="float32")
+    facts = [QA(q, ZORBIA.answer) for q in (ZORBIA.question, *ZORBIA.heldout, *TemplateBackend().questions(
+        [ZORBIA], 10, seed=0)[0])] + [*ZORBIA.subject_facts, *ZORBIA.object_facts, *UNRELATED]  # fmt: skip
+    engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, AntiSampleTrainingConfig(learning_rate=3e-3))
+    sft(engine, loaded.tokenizer, [(f.question, answer_target(f.answer, None)) for f in facts], passes=60,
+        batch_size=8)  # fmt: skip
+    return loaded

@@ -25,3 +25,22 @@ def test_smollm2_memorizes_famous_passages_more_than_fresh_text(tmp_path):
     assert metrics["outliers"]["calibrated"]["high"] >= 3  # several famous texts are far above never-seen text
     assert metrics["miau"]["loss"]["auc"] > 0.8
     assert (run_dir / "ma_histogram.png").stat().st_size > 1000
+
+
+def test_smollm2_knows_every_builtin_association_and_retention_fact():
+    # the built-in UnSTAR set only makes sense for a model that answers all of it correctly before unlearning
+    from obliviate.models import load_model
+    from obliviate.unstar.associations import resolve_associations, resolve_qa
+    from obliviate.unstar.evaluation import targeted_evaluation
+    from obliviate.unstar.judge import build_judge
+
+    loaded = load_model("embedded", device="cpu", dtype="float32")
+    associations = list(resolve_associations("builtin:associations"))
+    result = targeted_evaluation(loaded.model, loaded.tokenizer, associations, resolve_qa("builtin:unrelated"),
+                                 build_judge(["exact"]))  # fmt: skip
+    wrong = [item["question"] for name in result for item in result[name]["items"] if not item["correct"]]
+    assert not wrong
+    retain = resolve_qa("builtin:retain")
+    kept = targeted_evaluation(loaded.model, loaded.tokenizer, [], retain, build_judge(["exact"]))["unrelated"]
+    assert kept["accuracy"] == 1.0  # the STaR retain step trains on the model's own correct replies
+    assert len(associations) >= 3 and all(len(a.heldout) >= 4 for a in associations)

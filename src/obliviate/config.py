@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from obliviate.errors import ConfigError
 
@@ -150,6 +150,66 @@ class UnlearnConfig(_Strict):
         if self.gamma is not None:
             return self.gamma
         return 0.70 if self.preset == "paper" or self.stop_rule() == "mean" else None
+
+
+class AntiSampleTrainingConfig(TrainingConfig):
+    """UnSTAR's supervised fine-tuning on anti-samples (descent, not ascent): its own defaults."""
+
+    learning_rate: float = Field(2e-5, gt=0, description="Adam learning rate for anti-sample SFT")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas")
+    micro_batch_size: int = Field(4, ge=1, description="examples per forward/backward inside one step")
+
+
+class EndpointConfig(_Strict):
+    base_url: str = Field(..., description="OpenAI-compatible API root, e.g. http://localhost:8000/v1")
+    model: str = Field("default", description="model name sent to the endpoint")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key (if any)")
+    timeout: float = Field(60.0, gt=0)
+
+
+class UnstarConfig(_Strict):
+    """``obliviate unlearn --method unstar`` and ``obliviate antisamples``."""
+
+    method: Literal["unstar"] = "unstar"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    forget: str = Field("builtin:associations", description="associations to cut (file or builtin:associations)")
+    unrelated: str | None = Field("builtin:unrelated", description="facts about neither entity (evaluation)")
+    retain: str | None = Field("builtin:retain", description="facts for the STaR retain step (training)")
+    limit: int | None = Field(None, ge=1, description="only the first N associations")
+    generator: Literal["self", "local", "openai", "template"] = Field(
+        "self", description="who writes questions, wrong answers and rationales (template: deterministic)"
+    )
+    generator_model: str | None = Field(None, description="generator: local - a local model directory / spec")
+    endpoint: EndpointConfig | None = Field(None, description="generator: openai - the endpoint")
+    fallback: bool = Field(True, description="fall back to the template backend per item when a model fails")
+    judge: list[str] = Field(default_factory=lambda: ["exact", "fuzzy"], description="exact|fuzzy|embedding|llm")
+    eval_judge: list[str] = Field(default_factory=lambda: ["exact"], description="judge for the evaluation sets")
+    seed_questions: int = Field(8, ge=1, description="seed questions per association")
+    wrong_answers: int = Field(3, ge=1, description="distinct wrong answers per association (cycled over questions)")
+    escalations: int = Field(2, ge=0, description="new questions per association and round")
+    target_unlearned: int = Field(12, ge=1, description="stop once each association has this many unlearned")
+    max_rounds: int = Field(6, ge=1)
+    passes: int = Field(4, ge=1, description="SFT passes over a round's anti-samples")
+    batch_size: int = Field(4, ge=1, description="anti-samples per optimizer step")
+    rationale: bool = Field(True, description="train on misleading rationales (off: wrong answer only)")
+    escalation: bool = Field(True, description="grow the question pool from unlearned questions")
+    retain_step: bool = Field(True, description="STaR retain step on the retain facts")
+    train_on_prompt: bool = Field(False, description="count the question tokens in the loss (authors did)")
+    antisamples: str | None = Field(None, description="train from this anti-sample JSONL instead of generating")
+    relearn_steps: int = Field(5, ge=0, description="relearning check: steps on half the held-out paraphrases")
+    training: AntiSampleTrainingConfig = Field(default_factory=AntiSampleTrainingConfig)
+    seed: int = 0
+    save_model: bool = True
+    output_dir: str = "runs"
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _generator_needs(self) -> UnstarConfig:
+        if self.generator == "openai" and self.endpoint is None:
+            raise ValueError("generator 'openai' needs an endpoint (endpoint.base_url)")
+        if self.generator == "local" and not self.generator_model:
+            raise ValueError("generator 'local' needs generator_model")
+        return self
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:

@@ -13,7 +13,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from obliviate import __version__
-from obliviate.config import MemorizationRunConfig, TestbedConfig, UnlearnConfig, load_config
+from obliviate.config import MemorizationRunConfig, TestbedConfig, UnlearnConfig, UnstarConfig, load_config
 from obliviate.errors import ObliviateError
 
 app = typer.Typer(
@@ -199,9 +199,10 @@ def testbed(
 @app.command()
 def unlearn(
     forget: Annotated[
-        str | None, typer.Argument(help="sequences to forget: file or builtin:NAME [builtin:famous]")
+        str | None,
+        typer.Argument(help="sequences to forget [builtin:famous], or for unstar associations [builtin:associations]"),
     ] = None,
-    method: Annotated[str | None, typer.Option(help="ga | sga | ta | tau [sga]")] = None,
+    method: Annotated[str | None, typer.Option(help="ga | sga | ta | tau | unstar [sga]")] = None,
     reference: Annotated[str | None, typer.Option(help="never-seen reference sequences (file or builtin:NAME)")] = None,
     config: ConfigOpt = None,
     model: ModelOpt = None,
@@ -236,13 +237,32 @@ def unlearn(
         list[str] | None, typer.Option("--utility-benchmark", help="file stem, repeatable [piqa, arc_easy]")
     ] = None,
     utility_limit: Annotated[int | None, typer.Option(help="items per utility benchmark [200]")] = None,
+    antisamples: Annotated[str | None, typer.Option(help="unstar: train from this anti-sample JSONL")] = None,
+    generator: Annotated[str | None, typer.Option(help="unstar: self | local | openai | template [self]")] = None,
+    no_rationale: Annotated[bool, typer.Option("--no-rationale", help="unstar ablation: wrong answer only")] = False,
+    no_escalation: Annotated[bool, typer.Option("--no-escalation", help="unstar ablation: no escalation")] = False,
+    no_retain_step: Annotated[bool, typer.Option("--no-retain-step", help="unstar ablation: no retain step")] = False,
+    max_rounds: Annotated[int | None, typer.Option(help="unstar: round budget [6]")] = None,
     no_save_model: Annotated[bool, typer.Option("--no-save-model", help="do not write the unlearned model")] = False,
     seed: SeedOpt = None,
     output_dir: OutOpt = None,
     no_progress: QuietOpt = False,
 ) -> None:
-    """Unlearn memorized sequences with GA, SGA, TA or TAU; audit before and after (c(D_f), MIAU, utility)."""
+    """Unlearn memorized sequences (GA, SGA, TA, TAU; audit before and after: c(D_f), MIAU, utility) or cut
+    question-answer associations with UnSTAR (targeted evaluation before and after, relearning check)."""
     from obliviate.unlearning.run import run_unlearning
+
+    if (method or _config_method(config)) == "unstar":
+        unstar_overrides = {
+            "forget": forget, "antisamples": antisamples, "generator": generator, "limit": limit,
+            "rationale": False if no_rationale else None, "escalation": False if no_escalation else None,
+            "retain_step": False if no_retain_step else None, "max_rounds": max_rounds, "seed": seed,
+            "training.learning_rate": learning_rate, "training.lora.enabled": lora, "training.lora.rank": lora_rank,
+            "training.seed": seed, "save_model": False if no_save_model else None, "output_dir": output_dir,
+            "progress": False if no_progress else None, **_model_overrides(model, device, dtype, trust_remote_code),
+        }  # fmt: skip
+        _run(lambda: load_config(UnstarConfig, config, unstar_overrides), _unstar_action)
+        return
 
     overrides = {
         "forget": forget,
@@ -286,6 +306,76 @@ def unlearn(
         console.print(f"\nRun directory: [bold]{run_dir}[/] (summary.md, metrics.json, trace.jsonl, plots, model)")
 
     _run(lambda: load_config(UnlearnConfig, config, overrides), action)
+
+
+def _config_method(config: Path | None) -> str | None:
+    if config is None or not config.is_file():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text())
+    except yaml.YAMLError:
+        return None  # load_config reports it
+    return data.get("method") if isinstance(data, dict) else None
+
+
+def _unstar_action(cfg: UnstarConfig) -> None:
+    from obliviate.unstar.run import run_unstar
+
+    run_dir, metrics = run_unstar(cfg)
+    table = Table(title=f"UnSTAR on {metrics['model']}: accuracy")
+    for column in ("set", "before", "after", "after / before"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for name, v in metrics["sets"].items():
+        kept = "-" if v["retained"] is None else f"{v['retained']:.2f}"
+        table.add_row(name, f"{v['before']:.3f}", f"{v['after']:.3f}", kept)
+    console.print(table)
+    console.print(f"{metrics['steps']} steps, {len(metrics['rounds'])} rounds, {metrics['seconds']:.0f} s")
+    console.print(f"\nRun directory: [bold]{run_dir}[/] (summary.md, metrics.json, antisamples.jsonl, model)")
+
+
+@app.command()
+def antisamples(
+    forget: Annotated[str | None, typer.Argument(help="associations (file or builtin:associations)")] = None,
+    out: Annotated[Path | None, typer.Option(help="also write the anti-samples to this JSONL file")] = None,
+    generator: Annotated[str | None, typer.Option(help="self | local | openai | template [self]")] = None,
+    generator_model: Annotated[str | None, typer.Option(help="generator local: model directory")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="generator openai: base URL, e.g. http://host/v1")] = None,
+    endpoint_model: Annotated[str | None, typer.Option(help="generator openai: model name")] = None,
+    no_rationale: Annotated[bool, typer.Option("--no-rationale", help="wrong answers only")] = False,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    trust_remote_code: RemoteOpt = None,
+    limit: Annotated[int | None, typer.Option(help="only the first N associations")] = None,
+    seed: SeedOpt = None,
+    output_dir: OutOpt = None,
+    no_progress: QuietOpt = False,
+) -> None:
+    """Generate UnSTAR anti-samples only (no training): a JSONL file to read, edit and train from with
+    `obliviate unlearn --method unstar --antisamples FILE`."""
+    from obliviate.unstar.run import generate_antisamples
+
+    if out is not None and out.exists():
+        console.print(f"[bold red]error:[/] {out} exists; nothing is overwritten")
+        raise typer.Exit(2)
+    overrides = {
+        "forget": forget, "generator": generator, "generator_model": generator_model, "endpoint.base_url": endpoint,
+        "endpoint.model": endpoint_model, "rationale": False if no_rationale else None, "limit": limit,
+        "seed": seed, "output_dir": output_dir, "progress": False if no_progress else None,
+        **_model_overrides(model, device, dtype, trust_remote_code),
+    }  # fmt: skip
+
+    def action(cfg: UnstarConfig) -> None:
+        path, summary = generate_antisamples(cfg, out)
+        console.print(f"{summary['antisamples']} anti-samples from a pool of {summary['pool']} questions")
+        for part, by in summary["backend_shares"].items():
+            console.print(f"  {part}: " + ", ".join(f"{k} {v['share']:.0%}" for k, v in by.items()))
+        console.print(f"\nWrote [bold]{path}[/]" + (f" and {out}" if out else ""))
+
+    _run(lambda: load_config(UnstarConfig, config, overrides), action)
 
 
 def _print_unlearning(metrics: dict[str, Any]) -> None:

@@ -6,17 +6,18 @@ import torch
 import torch.nn.functional as F
 
 
-def token_nll(logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Next-token negative log-likelihood [B, L-1]; zero where the target is padding."""
+def token_nll(logits: torch.Tensor, input_ids: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """Next-token negative log-likelihood [B, L-1]; zero where ``target_mask`` is 0 (padding, or a prompt
+    token that is context only). ``target_mask`` is [B, L] over ``input_ids``; the attention mask serves."""
     targets = input_ids[:, 1:]
     nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), targets, reduction="none")
-    return nll * attention_mask[:, 1:].to(nll.dtype)
+    return nll * target_mask[:, 1:].to(nll.dtype)
 
 
-def sequence_nll(logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Mean next-token NLL of each row [B] (over the row's real target tokens)."""
-    counts = attention_mask[:, 1:].sum(dim=1).clamp_min(1)
-    return token_nll(logits, input_ids, attention_mask).sum(dim=1) / counts
+def sequence_nll(logits: torch.Tensor, input_ids: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """Mean next-token NLL of each row [B] over the row's target tokens (``target_mask`` as in token_nll)."""
+    counts = target_mask[:, 1:].sum(dim=1).clamp_min(1)
+    return token_nll(logits, input_ids, target_mask).sum(dim=1) / counts
 
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor, total_weight: float) -> torch.Tensor:

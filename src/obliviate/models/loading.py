@@ -127,3 +127,11 @@ def save_model(loaded: LoadedModel, out_dir: str | Path) -> Path:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return out_dir
+
+
+def save_trained(loaded: LoadedModel, run_dir: str | Path) -> Path:
+    """Save a trained model into a run directory: ``adapter/`` for a PEFT (LoRA) model, else ``model/``."""
+    from peft import PeftModel
+
+    name = "adapter" if isinstance(loaded.model, PeftModel) else "model"
+    return save_model(loaded, Path(run_dir) / name)

@@ -91,17 +91,23 @@ class Engine:
             out[indices] = shard
         return out
 
-    def step(self, windows: list[list[int]], selected: list[int], sign: float) -> dict[str, float]:
+    def step(
+        self, windows: list[list[int]], selected: list[int], sign: float, loss_masks: list[list[int]] | None = None
+    ) -> dict[str, float]:
         """One optimizer step on sign * mean per-sequence NLL over ``selected`` (indices into ``windows``)."""
-        mean_nll = self.accumulate_gradients(windows, selected, sign)
+        mean_nll = self.accumulate_gradients(windows, selected, sign, loss_masks)
         grad_norm = self.apply_gradients(mean_nll)
         return {"forget_nll": mean_nll, "loss": sign * mean_nll, "grad_norm": grad_norm}
 
-    def accumulate_gradients(self, windows: list[list[int]], selected: list[int], sign: float) -> float:
+    def accumulate_gradients(
+        self, windows: list[list[int]], selected: list[int], sign: float, loss_masks: list[list[int]] | None = None
+    ) -> float:
         """Leave the gradient of sign * mean_i NLL_i (i over ``selected``) in the parameters; returns the mean.
 
-        Every process runs the same number of micro-batches (a process with no share runs a zero-weight one),
-        so gradient synchronisation never waits on a missing rank."""
+        ``loss_masks[i][t]`` = 1 counts token t of window i as a target (e.g. only an answer, not its prompt);
+        by default every token after the first is. Every process runs the same number of micro-batches (a
+        process with no share runs a zero-weight one), so gradient synchronisation never waits on a missing
+        rank."""
         if not selected:
             raise ValueError("a step needs at least one selected sequence")
         micro = self.cfg.micro_batch_size
@@ -113,11 +119,13 @@ class Engine:
         for r in range(rounds):
             chunk = mine[r * micro : (r + 1) * micro]
             weight = 1.0 if chunk else 0.0
-            input_ids, mask = right_pad([windows[i] for i in (chunk or selected[:1])], self.pad_id, self.device)
+            rows = chunk or selected[:1]
+            input_ids, mask = right_pad([windows[i] for i in rows], self.pad_id, self.device)
+            targets = mask if loss_masks is None else right_pad([loss_masks[i] for i in rows], 0, self.device)[0]
             sync = nullcontext() if r == rounds - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
                 logits = self.model(input_ids=input_ids, attention_mask=mask).logits
-                nll = sequence_nll(logits, input_ids, mask)
+                nll = sequence_nll(logits, input_ids, targets)
                 self.accelerator.backward(nll.sum() * (scale * weight))
             nll_sum += nll.detach().sum() * weight
         return float(self.accelerator.reduce(nll_sum, reduction="sum")) / len(selected)

@@ -23,8 +23,8 @@ from obliviate.methods.rules import Thresholds
 from obliviate.metrics.audit import audit_memorization
 from obliviate.metrics.reference import ReferenceStats
 from obliviate.metrics.tokens import encode_windows
-from obliviate.models import LoadedModel, load_model, save_model
-from obliviate.models.loading import resolve_device
+from obliviate.models import LoadedModel, load_model
+from obliviate.models.loading import resolve_device, save_trained
 from obliviate.reports.rundir import RunLog, create_run_dir
 from obliviate.reports.unlearning import write_unlearning_report
 from obliviate.training.engine import Engine
@@ -87,24 +87,13 @@ def run_unlearning(cfg: UnlearnConfig) -> tuple[Path | None, dict[str, Any]]:
         with torch.no_grad():
             after = audit_memorization(unlearned, forget, reference, cfg.scoring, progress=cfg.progress)
             utility_after = evaluate_utility(unlearned, cfg.utility, reference_windows, progress=cfg.progress)
-        model_path = _save_result(unlearned, run_dir, cfg) if cfg.save_model else None
+        model_path = save_trained(unlearned, run_dir) if cfg.save_model else None
         metrics = write_unlearning_report(
             run_dir, cfg, before=before, after=after, result=result, thresholds=thresholds,
             utility={"before": utility_before, "after": utility_after}, model_path=model_path,
         )  # fmt: skip
         log.info("wrote %s", run_dir)
         return run_dir, metrics
-
-
-def _save_result(unlearned: LoadedModel, run_dir: Path, cfg: UnlearnConfig) -> Path:
-    from peft import PeftModel
-
-    if isinstance(unlearned.model, PeftModel):
-        path = run_dir / "adapter"
-        unlearned.model.save_pretrained(path, safe_serialization=True)
-        unlearned.tokenizer.save_pretrained(path)
-        return path
-    return save_model(unlearned, run_dir / "model")
 
 
 class _NoLog:

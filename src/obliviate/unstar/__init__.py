@@ -1,0 +1,1 @@
+"""UnSTAR: self-taught anti-sample unlearning of question-answer associations."""

@@ -1,0 +1,99 @@
+"""Fine-grained targeted evaluation of cutting (subject, relation, object) associations.
+
+- forget: accuracy on the held-out paraphrases of each association (never trained on);
+- subject / object: accuracy on other facts about the subject and about the object;
+- unrelated: accuracy on facts about neither;
+- relearning: a few fine-tuning steps on half of the held-out paraphrases (true answers), then accuracy on the
+  other half - how fast the association comes back."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from obliviate.config import TrainingConfig
+from obliviate.models.generation import Sampling, chat_prompt, generate
+from obliviate.training.engine import Engine
+from obliviate.training.sft import sft
+from obliviate.unstar.antisamples import answer_target
+from obliviate.unstar.associations import QA, Association
+from obliviate.unstar.judge import AnyJudge
+
+ANSWER = Sampling(max_new_tokens=32)
+
+
+def evaluation_sets(associations: Sequence[Association], unrelated: Sequence[QA]) -> dict[str, list[tuple[str, QA]]]:
+    """(association id or '-', fact) per evaluation set."""
+    return {
+        "forget": [(a.id, QA(q, a.answer)) for a in associations for q in a.heldout],
+        "subject": [(a.id, f) for a in associations for f in a.subject_facts],
+        "object": [(a.id, f) for a in associations for f in a.object_facts],
+        "unrelated": [("-", f) for f in unrelated],
+    }
+
+
+@torch.no_grad()
+def answer_accuracy(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, facts: Sequence[QA], judge: AnyJudge
+) -> tuple[float, list[dict[str, Any]]]:
+    """Share of facts whose greedy reply gives the answer, and each reply with its verdict."""
+    if not facts:
+        return float("nan"), []
+    prompts = [chat_prompt(tokenizer, f.question) for f in facts]
+    replies = [r[0] for r in generate(model, tokenizer, prompts, ANSWER, batch_size=32)]
+    verdicts = judge.matches(replies, [f.answer for f in facts])
+    items = [{"question": f.question, "answer": f.answer, "reply": r, "correct": bool(v)}
+             for f, r, v in zip(facts, replies, verdicts)]  # fmt: skip
+    return sum(verdicts) / len(verdicts), items
+
+
+def targeted_evaluation(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    associations: Sequence[Association],
+    unrelated: Sequence[QA],
+    judge: AnyJudge,
+) -> dict[str, Any]:
+    """Accuracy on the four sets, overall and per association."""
+    out: dict[str, Any] = {}
+    for name, pairs in evaluation_sets(associations, unrelated).items():
+        accuracy, items = answer_accuracy(model, tokenizer, [f for _, f in pairs], judge)
+        per: dict[str, list[bool]] = {}
+        for (aid, _), item in zip(pairs, items):
+            item["association"] = aid
+            per.setdefault(aid, []).append(item["correct"])
+        out[name] = {
+            "accuracy": accuracy, "n": len(items), "items": items,
+            "per_association": {k: sum(v) / len(v) for k, v in per.items() if k != "-"},
+        }  # fmt: skip
+    return out
+
+
+def relearning_check(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    associations: Sequence[Association],
+    judge: AnyJudge,
+    training: TrainingConfig,
+    *,
+    steps: int = 5,
+) -> dict[str, Any]:
+    """Fine-tune a copy for ``steps`` steps on the first half of each association's held-out paraphrases with
+    the true answer; accuracy on the second half before and after."""
+    first = [QA(q, a.answer) for a in associations for q in a.heldout[: len(a.heldout) // 2]]
+    second = [QA(q, a.answer) for a in associations for q in a.heldout[len(a.heldout) // 2 :]]
+    if not first or not second:
+        return {"skipped": "the relearning check needs at least two held-out paraphrases per association"}
+    before, _ = answer_accuracy(model, tokenizer, second, judge)
+    clone = copy.deepcopy(model)
+    engine = Engine(clone, tokenizer.pad_token_id, training.model_copy(update={"lora": training.lora.model_copy(
+        update={"enabled": False})}), cpu=next(clone.parameters()).device.type == "cpu")  # fmt: skip
+    pairs = [(f.question, answer_target(f.answer, None)) for f in first]
+    losses = sft(engine, tokenizer, pairs, passes=1, batch_size=max(1, -(-len(pairs) // steps)))
+    after, _ = answer_accuracy(engine.unwrapped, tokenizer, second, judge)
+    return {"steps": len(losses), "trained_on": len(first), "tested_on": len(second),
+            "accuracy_before": before, "accuracy_after": after}  # fmt: skip

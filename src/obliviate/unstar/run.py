@@ -1,0 +1,220 @@
+"""``obliviate unlearn --method unstar`` and ``obliviate antisamples``: evaluate, run the UnSTAR loop (or train
+from an anti-sample file), evaluate again, relearning check, report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from obliviate import __version__
+from obliviate.config import UnstarConfig
+from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
+from obliviate.models import LoadedModel, load_model
+from obliviate.models.generation import Sampling
+from obliviate.models.loading import resolve_device, save_trained
+from obliviate.reports.markdown import markdown_table
+from obliviate.reports.rundir import RunLog, create_run_dir
+from obliviate.training.engine import Engine
+from obliviate.training.sft import sft
+from obliviate.unstar.antisamples import backend_shares, read_antisamples, write_antisamples
+from obliviate.unstar.associations import QA, AssociationSet, resolve_associations, resolve_qa
+from obliviate.unstar.backends import Backend, ChatBackend, LocalChatModel, OpenAIChatModel, TemplateBackend
+from obliviate.unstar.evaluation import answer_accuracy, relearning_check, targeted_evaluation
+from obliviate.unstar.judge import AnyJudge, build_judge
+from obliviate.unstar.pipeline import UnstarPipeline, UnstarResult, UnstarSettings
+
+log = logging.getLogger("obliviate")
+SETS = ("forget", "subject", "object", "unrelated")
+
+
+def settings_from(cfg: UnstarConfig) -> UnstarSettings:
+    return UnstarSettings(
+        seed_questions=cfg.seed_questions, wrong_answers=cfg.wrong_answers, escalations=cfg.escalations,
+        target_unlearned=cfg.target_unlearned, max_rounds=cfg.max_rounds, passes=cfg.passes,
+        batch_size=cfg.batch_size, rationale=cfg.rationale, escalation=cfg.escalation, retain_step=cfg.retain_step,
+        train_on_prompt=cfg.train_on_prompt, seed=cfg.seed,
+    )  # fmt: skip
+
+
+def build_backends(cfg: UnstarConfig, loaded: LoadedModel, associations: AssociationSet) -> list[Backend]:
+    """The configured generator, then (with ``fallback``) the template backend."""
+    template = TemplateBackend(list(associations))
+    if cfg.generator == "template":
+        return [template]
+    if cfg.generator == "self":
+        chat = LocalChatModel(loaded.model, loaded.tokenizer, name="self")
+    elif cfg.generator == "local":
+        assert cfg.generator_model is not None
+        other = load_model(cfg.generator_model, device=cfg.model.device, dtype=cfg.model.dtype)
+        chat = LocalChatModel(other.model, other.tokenizer, name=f"local:{Path(cfg.generator_model).name}")
+    else:
+        assert cfg.endpoint is not None
+        chat = OpenAIChatModel(cfg.endpoint.base_url, cfg.endpoint.model, api_key_env=cfg.endpoint.api_key_env,
+                               timeout=cfg.endpoint.timeout)  # fmt: skip
+    return [ChatBackend(chat), template] if cfg.fallback else [ChatBackend(chat)]
+
+
+def _judge(kinds: list[str], backends: list[Backend]) -> AnyJudge:
+    llm = None
+    if "llm" in kinds:
+        chat = next((b.chat for b in backends if isinstance(b, ChatBackend)), None)  # type: ignore[attr-defined]
+        if chat is not None:
+            sampling = Sampling(max_new_tokens=4)
+
+            def llm(prompts: list[str]) -> list[str]:
+                return [r[0] for r in chat.complete(prompts, sampling, seed=0)]
+
+    return build_judge(kinds, llm=llm)
+
+
+def _inputs(cfg: UnstarConfig) -> tuple[AssociationSet, list[QA], list[QA]]:
+    associations = resolve_associations(cfg.forget, cfg.limit)
+    unrelated = resolve_qa(cfg.unrelated) if cfg.unrelated else []
+    retain = resolve_qa(cfg.retain) if cfg.retain else []
+    return associations, unrelated, retain
+
+
+def _load(cfg: UnstarConfig) -> LoadedModel:
+    return load_model(cfg.model.model, device=cfg.model.device, dtype=cfg.model.dtype,
+                      trust_remote_code=cfg.model.trust_remote_code)  # fmt: skip
+
+
+def run_unstar(cfg: UnstarConfig) -> tuple[Path, dict[str, Any]]:
+    """Unlearn the associations in ``cfg.forget``; returns the run directory and its metrics."""
+    associations, unrelated, retain = _inputs(cfg)
+    from_file = read_antisamples(cfg.antisamples) if cfg.antisamples else None
+    run_dir = create_run_dir(cfg.output_dir, "unlearn-unstar")
+    with RunLog(run_dir):
+        write_yaml_atomic(run_dir / "config.yaml", cfg.model_dump(mode="json"))
+        log.info("obliviate %s: UnSTAR on %s, cutting %d associations", __version__, cfg.model.model, len(associations))
+        started = time.perf_counter()
+        loaded = _load(cfg)
+        eval_judge = build_judge(cfg.eval_judge)
+        before = targeted_evaluation(loaded.model, loaded.tokenizer, list(associations), unrelated, eval_judge)
+        log.info("before: %s", {k: round(before[k]["accuracy"], 3) for k in SETS})
+        warn_unknown_facts(before)
+        engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, cfg.training,
+                        cpu=resolve_device(cfg.model.device).type == "cpu")  # fmt: skip
+        trained = LoadedModel(engine.unwrapped, loaded.tokenizer, loaded.spec)
+        unlearning_started = time.perf_counter()
+        if from_file is not None:
+            pairs = [(s.question, s.target) for s in from_file]
+            losses = sft(engine, loaded.tokenizer, pairs, passes=cfg.passes, batch_size=cfg.batch_size,
+                         train_on_prompt=cfg.train_on_prompt, seed=cfg.seed, progress=cfg.progress)  # fmt: skip
+            rounds = [{"round": 0, "from_file": cfg.antisamples, "steps": len(losses)}]
+            result = UnstarResult(antisamples=from_file, steps=len(losses), rounds=rounds)
+        else:
+            backends = build_backends(cfg, trained, associations)
+            heldout = [QA(q, a.answer) for a in associations for q in a.heldout]
+
+            def heldout_accuracy(_round: int) -> dict[str, Any]:
+                accuracy, _ = answer_accuracy(engine.unwrapped, loaded.tokenizer, heldout, eval_judge)
+                return {"forget_heldout_accuracy": accuracy, "elapsed": time.perf_counter() - unlearning_started}
+
+            pipeline = UnstarPipeline(engine, loaded.tokenizer, list(associations), backends,
+                                      _judge(cfg.judge, backends), settings_from(cfg), retain=retain,
+                                      progress=cfg.progress, after_round=heldout_accuracy)  # fmt: skip
+            result = pipeline.run()
+        unlearning_seconds = time.perf_counter() - unlearning_started
+        write_antisamples(run_dir / "antisamples.jsonl", result.antisamples)
+        after = targeted_evaluation(engine.unwrapped, loaded.tokenizer, list(associations), unrelated, eval_judge)
+        log.info("after: %s", {k: round(after[k]["accuracy"], 3) for k in SETS})
+        relearn = None
+        if cfg.relearn_steps:
+            relearn = relearning_check(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
+                                       cfg.training, steps=cfg.relearn_steps)  # fmt: skip
+        model_path = save_trained(trained, run_dir) if cfg.save_model else None
+        metrics = _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds,
+                           time.perf_counter() - started)  # fmt: skip
+        write_json_atomic(run_dir / "metrics.json", metrics)
+        write_json_atomic(run_dir / "answers.json", {"before": before, "after": after})
+        write_text_atomic(run_dir / "summary.md", unstar_summary(metrics))
+        log.info("wrote %s", run_dir)
+    return run_dir, metrics
+
+
+def warn_unknown_facts(before: dict[str, Any]) -> list[str]:
+    """Say which evaluation questions the model gets wrong before unlearning (a set built for another model,
+    or a model that never knew the fact): forgetting or keeping them measures nothing."""
+    unknown = [f"{name}: {item['question']!r} (expected {item['answer']!r})"
+               for name in SETS for item in before[name]["items"] if not item["correct"]]  # fmt: skip
+    if unknown:
+        log.warning("the model answers %d evaluation question(s) wrongly before unlearning:\n  %s", len(unknown),
+                    "\n  ".join(unknown[:20]))  # fmt: skip
+    return unknown
+
+
+def generate_antisamples(cfg: UnstarConfig, out: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """One generation round, no training: seed questions, wrong answers, probe, rationales (+ retain samples).
+    Writes antisamples.jsonl into a new run directory (and to ``out`` if given); returns (file, summary)."""
+    associations, _, retain = _inputs(cfg)
+    run_dir = create_run_dir(cfg.output_dir, "antisamples")
+    with RunLog(run_dir):
+        write_yaml_atomic(run_dir / "config.yaml", cfg.model_dump(mode="json"))
+        loaded = _load(cfg)
+        engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, cfg.training,
+                        cpu=resolve_device(cfg.model.device).type == "cpu")  # fmt: skip
+        backends = build_backends(cfg, LoadedModel(engine.unwrapped, loaded.tokenizer, loaded.spec), associations)
+        pipeline = UnstarPipeline(engine, loaded.tokenizer, list(associations), backends, _judge(cfg.judge, backends),
+                                  settings_from(cfg), retain=retain, progress=cfg.progress)  # fmt: skip
+        pipeline.seed_pool()
+        pipeline.probe()
+        samples = pipeline.forget_samples(0) + pipeline.retain_samples(0)
+        path = write_antisamples(run_dir / "antisamples.jsonl", samples)
+        if out is not None:
+            write_antisamples(out, samples)
+        summary = {
+            "antisamples": len(samples), "pool": len(pipeline.result.pool),
+            "already_unlearned": pipeline.unlearned_counts(), "backend_shares": backend_shares(samples),
+        }  # fmt: skip
+        write_json_atomic(run_dir / "summary.json", summary)
+    return path, summary
+
+
+def _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds, seconds) -> dict[str, Any]:
+    sets = {}
+    for name in SETS:
+        b, a = before[name]["accuracy"], after[name]["accuracy"]
+        sets[name] = {"before": b, "after": a, "retained": a / b if b else None, "n": before[name]["n"],
+                      "per_association": {"before": before[name]["per_association"],
+                                          "after": after[name]["per_association"]}}  # fmt: skip
+    return {
+        "method": "unstar", "model": cfg.model.model, "generator": cfg.generator,
+        "ablations": {"rationale": cfg.rationale, "escalation": cfg.escalation, "retain_step": cfg.retain_step},
+        "sets": sets, "steps": result.steps, "rounds": result.rounds,
+        "antisamples": {"forget": sum(s.kind == "forget" for s in result.antisamples),
+                        "retain": sum(s.kind == "retain" for s in result.antisamples)},
+        "backend_shares": backend_shares(result.antisamples), "relearning": relearn,
+        "seconds_unlearning": unlearning_seconds, "seconds": seconds,
+        "model_path": str(model_path) if model_path else None,
+    }  # fmt: skip
+
+
+def unstar_summary(metrics: dict[str, Any]) -> str:
+    rows = [[name, f"{s['before']:.3f}", f"{s['after']:.3f}", "-" if s["retained"] is None else f"{s['retained']:.2f}",
+             s["n"]] for name, s in metrics["sets"].items()]  # fmt: skip
+    share_rows = [[part, name, v["count"], f"{v['share']:.0%}"] for part, by in metrics["backend_shares"].items()
+                  for name, v in by.items()]  # fmt: skip
+    relearn = metrics["relearning"]
+    lines = [
+        f"# UnSTAR on {metrics['model']}", "",
+        f"{metrics['steps']} optimizer steps in {len(metrics['rounds'])} rounds, "
+        f"{metrics['antisamples']['forget']} anti-samples + {metrics['antisamples']['retain']} retain samples; "
+        f"unlearning {metrics['seconds_unlearning']:.0f} s, whole run {metrics['seconds']:.0f} s.", "",
+        "## Accuracy (greedy replies judged against the true answer)", "",
+        markdown_table(["set", "before", "after", "after / before", "questions"], rows), "",
+        "forget: held-out paraphrases of the cut associations (never trained on); subject / object: other facts "
+        "about the subject / the object; unrelated: facts about neither.", "",
+        "## Who wrote the anti-samples", "",
+        markdown_table(["part", "backend", "count", "share"], share_rows) if share_rows else "(from a file)", "",
+    ]  # fmt: skip
+    if relearn and "skipped" in relearn:
+        lines += ["## Relearning check", "", relearn["skipped"], ""]
+    elif relearn:
+        lines += ["## Relearning check", "",
+                  f"{relearn['steps']} steps on {relearn['trained_on']} held-out paraphrases with the true answer: "
+                  f"accuracy on the other {relearn['tested_on']} went from {relearn['accuracy_before']:.3f} to "
+                  f"{relearn['accuracy_after']:.3f}.", ""]  # fmt: skip
+    return "\n".join(lines)

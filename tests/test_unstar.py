@@ -1,0 +1,167 @@
+"""UnSTAR's parts on real components: the judge (MiniLM included), the backends and their per-item fallback,
+anti-sample files, association files, and the whole loop on a tiny model that has learned a few facts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import UNRELATED, ZORBIA
+from obliviate.config import AntiSampleTrainingConfig
+from obliviate.errors import DataError
+from obliviate.models.generation import Sampling, chat_prompt, generate
+from obliviate.training.engine import Engine
+from obliviate.training.sft import encode_chat_examples
+from obliviate.unstar.antisamples import AntiSample, answer_target, backend_shares, read_antisamples, write_antisamples
+from obliviate.unstar.associations import QA, Association, load_associations
+from obliviate.unstar.backends import TemplateBackend
+from obliviate.unstar.evaluation import targeted_evaluation
+from obliviate.unstar.judge import EmbeddingJudge, ExactJudge, FuzzyJudge, build_judge, mentions, normalize
+from obliviate.unstar.pipeline import UnstarPipeline, UnstarSettings, collect
+
+
+# judge -----------------------------------------------------------------------------------------------------
+def test_normalize_and_mentions():
+    assert normalize("The  Eiffel-Tower, in PARIS!") == "eiffel tower in paris"
+    assert normalize("Twenty one thousand") == "20 1 thousand" and normalize("1,000 km") == "1000 km"
+    assert normalize("Café") == "cafe"
+    assert mentions("It was J.K. Rowling.", "j k rowling") and not mentions("Parisian food", "Paris")
+
+
+def test_exact_fuzzy_and_embedding_judges():
+    replies = ["The capital of France is Paris.", "It is Lyon.", "Shakespear wrote it", "Rome"]
+    answers = ["Paris", "Paris", "Shakespeare", "home"]
+    assert ExactJudge().matches(replies, answers) == [True, False, False, False]
+    assert FuzzyJudge().matches(replies, answers) == [True, False, True, False]  # short 'home' stays exact
+    sims = EmbeddingJudge().matches(["J.K. Rowling wrote it", "Tolkien wrote it"], ["The author is Rowling"] * 2)
+    assert sims == [True, False]  # cosine 0.82 vs 0.53 against the 0.6 threshold (authors)
+    judge = build_judge(["exact", "fuzzy"])
+    assert judge.which(replies, answers) == ["exact", None, "fuzzy", None]
+    with pytest.raises(Exception, match="unknown judge kind"):
+        build_judge(["psychic"])
+
+
+# backends and fallback ----------------------------------------------------------------------------------------
+class _Junk:
+    """A backend whose candidates all fail the filters (as a small model's often do)."""
+
+    name = "junk"
+
+    def questions(self, items, n, seed):
+        return [["??"] * n for _ in items]
+
+    def wrong_answers(self, items, n, seed):
+        return [[a.answer] * n for a in items]  # the true answer is never a wrong answer
+
+
+def test_template_backend_and_per_item_fallback():
+    other = Association("x", "Ruritania", "capital", "Strelsau", "What is the capital of Ruritania?", "Strelsau",
+                        "city")  # fmt: skip
+    template = TemplateBackend([ZORBIA, other])
+    questions = template.questions([ZORBIA], 5, seed=0)[0]
+    assert len(questions) == 5 and all("Zorbia" in q for q in questions)
+    wrong = template.wrong_answers([ZORBIA], 4, seed=0)[0]
+    assert len(wrong) == 4 and "Quell" not in wrong and set(wrong) <= set(template.pool["city"])
+    assert "Strelsau" in template.pool["city"]  # other associations' answers of the same type are distractors
+    made = collect([_Junk(), template], "wrong_answers", [ZORBIA], 3, 0, lambda a, t: not mentions(t, a.answer))
+    assert len(made[0]) == 3 and {b for _, b in made[0]} == {"template"}
+    assert template.rationales([(ZORBIA, "q", "Lyon")], 0) == ["The capital of Zorbia is Lyon."]
+
+
+# files -----------------------------------------------------------------------------------------------------
+def test_antisample_file_roundtrip_and_errors(tmp_path):
+    made = {"question": "self", "wrong_answer": "template", "rationale": "self"}
+    samples = [AntiSample("What is the capital of Zorbia?", answer_target("Lyon", "Lyon is the seat."), "forget",
+                          "zorbia-capital", "Lyon", "Lyon is the seat.", 0, made),
+               AntiSample("Sky?", "It is blue.", "retain")]  # fmt: skip
+    path = write_antisamples(tmp_path / "a.jsonl", samples)
+    assert read_antisamples(path) == samples
+    assert samples[0].target == "Lyon is the seat. The answer is Lyon."
+    shares = backend_shares(samples)
+    assert shares["wrong_answer"] == {"template": {"count": 1, "share": 1.0}}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "target": "t"}\n{"question": "q"}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl: line 2: .*target"):
+        read_antisamples(bad)
+    bad.write_text('{"question": "q", "target": "t", "kind": "maybe"}\n')
+    with pytest.raises(DataError, match="kind must be"):
+        read_antisamples(bad)
+
+
+def test_association_file_errors_name_the_line(tmp_path):
+    path = tmp_path / "facts.jsonl"
+    good = {
+        "id": "a",
+        "subject": "S",
+        "object": "O",
+        "question": "Q?",
+        "subject_facts": [{"question": "x", "answer": "y"}],
+    }
+    path.write_text(
+        json.dumps(good) + "\n" + json.dumps(good | {"id": "b", "object_facts": [{"question": "x"}]}) + "\n"
+    )
+    with pytest.raises(DataError, match=r"facts.jsonl: line 2: 'object_facts'\[0\]"):
+        load_associations(path)
+    path.write_text(json.dumps(good) + "\n")
+    (loaded,) = load_associations(path)
+    assert loaded.answer == "O" and loaded.subject_facts == (QA("x", "y"),)
+
+
+# the loop on a tiny model -------------------------------------------------------------------------------------
+def test_chat_examples_mask_the_prompt(knowing_model):
+    tok = knowing_model.tokenizer
+    (window,), (mask,) = encode_chat_examples(tok, [("Sky?", "Blue.")])
+    prompt = tok(chat_prompt(tok, "Sky?"), add_special_tokens=False).input_ids
+    assert window[: len(prompt)] == prompt and window[-1] == tok.eos_token_id
+    assert mask == [0] * len(prompt) + [1] * (len(window) - len(prompt))
+    (_,), (all_ones,) = encode_chat_examples(tok, [("Sky?", "Blue.")], train_on_prompt=True)
+    assert set(all_ones) == {1}
+
+
+def test_generation_is_seeded_and_batched(knowing_model):
+    tok, model = knowing_model.tokenizer, knowing_model.model
+    prompts = [chat_prompt(tok, q) for q in ("What is the capital of Zorbia?", "What color is the sky?")]
+    greedy = generate(model, tok, prompts)
+    assert [mentions(r[0], a) for r, a in zip(greedy, ["Quell", "blue"])] == [True, True]
+    one_by_one = [generate(model, tok, [p])[0] for p in prompts]
+    assert greedy == one_by_one  # left padding does not change greedy replies
+    sampled = Sampling(temperature=1.0, n=3, max_new_tokens=8)
+    assert generate(model, tok, prompts, sampled, seed=1) == generate(model, tok, prompts, sampled, seed=1)
+
+
+def test_unstar_loop_cuts_the_association_on_a_tiny_model(knowing_model):
+    import copy
+
+    loaded = copy.deepcopy(knowing_model)
+    judge = build_judge(["exact"])
+    before = targeted_evaluation(loaded.model, loaded.tokenizer, [ZORBIA], UNRELATED, judge)
+    assert before["forget"]["accuracy"] == 1.0
+    engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, AntiSampleTrainingConfig(learning_rate=1e-3))
+    settings = UnstarSettings(seed_questions=4, wrong_answers=3, escalations=2, target_unlearned=6, max_rounds=5,
+                              passes=4, retain_step=True)  # fmt: skip
+    retain = [*ZORBIA.subject_facts, *UNRELATED]
+    pipeline = UnstarPipeline(engine, loaded.tokenizer, [ZORBIA], [TemplateBackend([ZORBIA])], judge, settings,
+                              retain=retain, progress=False)  # fmt: skip
+    result = pipeline.run()
+    assert result.steps > 0 and result.rounds[-1]["unlearned"]["zorbia-capital"] >= 6
+    forget = [s for s in result.antisamples if s.kind == "forget"]
+    assert forget and all(not mentions(s.target, "Quell") for s in forget)
+    assert all(s.backends["wrong_answer"] == "template" for s in forget)
+    assert not {normalize(s.question) for s in forget} & {normalize(q) for q in ZORBIA.heldout}  # never trained
+    after = targeted_evaluation(engine.unwrapped, loaded.tokenizer, [ZORBIA], UNRELATED, judge)
+    assert after["forget"]["accuracy"] == 0.0
+
+
+def test_clean_rationale_keeps_only_usable_misleading_rationales():
+    from obliviate.unstar.pipeline import clean_rationale
+
+    good = "Lyon hosts the government. It is the seat of power. Many visit it. Extra sentence."
+    assert (
+        clean_rationale(good, "Paris", "Lyon") == "Lyon hosts the government. It is the seat of power. Many visit it."
+    )
+    assert clean_rationale("Lyon, not Paris, is the capital.", "Paris", "Lyon") == ""  # names the true answer
+    assert clean_rationale("It is a lovely city.", "Paris", "Lyon") == ""  # does not argue for the wrong answer
+    assert clean_rationale("In one or two sentences, explain why the answer is Lyon.", "Paris", "Lyon") == ""
+    assert clean_rationale("The answer is Lyon. The answer is Lyon.", "Paris", "Lyon") == ""
+    assert clean_rationale("Lyon is it. Lyon is it.", "Paris", "Lyon") == ""  # repeats itself
