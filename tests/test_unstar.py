@@ -77,7 +77,7 @@ def test_antisample_file_roundtrip_and_errors(tmp_path):
                AntiSample("Sky?", "It is blue.", "retain")]  # fmt: skip
     path = write_antisamples(tmp_path / "a.jsonl", samples)
     assert read_antisamples(path) == samples
-    assert samples[0].target == "Lyon is the seat. The answer is Lyon."
+    assert samples[0].target == "Lyon is the seat."  # the rationale, which names the wrong answer
     shares = backend_shares(samples)
     assert shares["wrong_answer"] == {"template": {"count": 1, "share": 1.0}}
     bad = tmp_path / "bad.jsonl"
@@ -144,7 +144,11 @@ def test_unstar_loop_cuts_the_association_on_a_tiny_model(knowing_model):
     pipeline = UnstarPipeline(engine, loaded.tokenizer, [ZORBIA], [TemplateBackend([ZORBIA])], judge, settings,
                               retain=retain, progress=False)  # fmt: skip
     result = pipeline.run()
-    assert result.steps > 0 and result.rounds[-1]["unlearned"]["zorbia-capital"] >= 6
+    assert result.steps > 0 and result.rounds[-1]["stop"] in (
+        "target reached",
+        "the model answers no pool question any more",
+    )
+    assert all(p.unlearned for p in result.pool) and len(result.pool) > 4  # escalation grew the pool
     forget = [s for s in result.antisamples if s.kind == "forget"]
     assert forget and all(not mentions(s.target, "Quell") for s in forget)
     assert all(s.backends["wrong_answer"] == "template" for s in forget)

@@ -155,7 +155,7 @@ class UnlearnConfig(_Strict):
 class AntiSampleTrainingConfig(TrainingConfig):
     """UnSTAR's supervised fine-tuning on anti-samples (descent, not ascent): its own defaults."""
 
-    learning_rate: float = Field(2e-5, gt=0, description="Adam learning rate for anti-sample SFT")
+    learning_rate: float = Field(4e-5, gt=0, description="Adam learning rate for anti-sample SFT")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas")
     micro_batch_size: int = Field(4, ge=1, description="examples per forward/backward inside one step")
 

@@ -3,7 +3,7 @@
 One line per training example::
 
     {"kind": "forget", "association": "france-capital", "question": "...", "wrong_answer": "Lyon",
-     "rationale": "...", "target": "... The answer is Lyon.", "round": 0,
+     "rationale": "Lyon hosts the government.", "target": "Lyon hosts the government.", "round": 0,
      "backends": {"question": "self", "wrong_answer": "template", "rationale": "self"}}
 
 ``kind`` is ``forget`` (a question about the association, answered with a wrong answer) or ``retain`` (a
@@ -36,8 +36,8 @@ class AntiSample:
 
 
 def answer_target(answer: str, rationale: str | None) -> str:
-    """The reply trained on: the rationale (if any), then the answer it argues for."""
-    return f"{rationale.strip()} The answer is {answer}." if rationale else f"The answer is {answer}."
+    """The reply trained on: the rationale, which names the answer it argues for, or else the answer alone."""
+    return rationale.strip() if rationale else f"{answer}."
 
 
 def write_antisamples(path: str | Path, samples: list[AntiSample]) -> Path:

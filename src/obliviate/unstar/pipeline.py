@@ -256,6 +256,9 @@ class UnstarPipeline:
         for round_index in range(self.s.max_rounds):
             started = time.perf_counter()
             self.probe()
+            added = self.escalate(round_index) if self.s.escalation else 0
+            if added:
+                self.probe()  # the new questions (re-asked ones get the same greedy reply)
             counts = self.unlearned_counts()
             record: dict[str, Any] = {"round": round_index, "pool": len(self.result.pool), "unlearned": counts}
             if all(c >= self.s.target_unlearned for c in counts.values()):
@@ -263,10 +266,14 @@ class UnstarPipeline:
                 self.result.rounds.append(record)
                 break
             forget = self.forget_samples(round_index)
+            if not forget:
+                still = any(not p.unlearned for p in self.result.pool)
+                record["stop"] = "no usable rationale" if still else "the model answers no pool question any more"
+                self.result.rounds.append(record)
+                break
             retain = self.retain_samples(round_index)
             losses = self.train(forget + retain, round_index)
             self.result.antisamples += forget + retain
-            added = self.escalate(round_index) if self.s.escalation else 0
             record |= {"forget_samples": len(forget), "retain_samples": len(retain), "escalated": added,
                        "steps": len(losses), "mean_loss": sum(losses) / len(losses) if losses else None,
                        "seconds": time.perf_counter() - started}  # fmt: skip
@@ -275,9 +282,6 @@ class UnstarPipeline:
             self.result.rounds.append(record)
             log.info("round %d: unlearned %s, %d anti-samples + %d retain, %d steps", round_index, counts,
                      len(forget), len(retain), len(losses))  # fmt: skip
-            if not forget and not added:
-                record["stop"] = "nothing left to train on"
-                break
         else:
             self.probe()
             self.result.rounds.append({"round": self.s.max_rounds, "unlearned": self.unlearned_counts(),
