@@ -194,6 +194,7 @@ class UnstarConfig(_Strict):
     rationale: bool = Field(True, description="train on misleading rationales (off: wrong answer only)")
     escalation: bool = Field(True, description="grow the question pool from unlearned questions")
     retain_step: bool = Field(True, description="STaR retain step on the retain facts")
+    consolidation_rounds: int = Field(2, ge=0, description="retain-only rounds once no pool question is answered")
     train_on_prompt: bool = Field(False, description="count the question tokens in the loss (authors did)")
     antisamples: str | None = Field(None, description="train from this anti-sample JSONL instead of generating")
     relearn_steps: int = Field(5, ge=0, description="relearning check: steps on half the held-out paraphrases")

@@ -41,6 +41,7 @@ class UnstarSettings:
     rationale: bool = True
     escalation: bool = True
     retain_step: bool = True
+    consolidation_rounds: int = 2
     train_on_prompt: bool = False
     seed: int = 0
 
@@ -245,6 +246,22 @@ class UnstarPipeline:
         return losses
 
     # the loop -------------------------------------------------------------------------------------------
+    def consolidate(self, first_round: int) -> None:
+        """Retain-only rounds once the forget pool is exhausted: STaR on the retain facts the model still
+        answers, repairing some of what the anti-sample training disturbed nearby."""
+        for k in range(self.s.consolidation_rounds if self.s.retain_step else 0):
+            retain = self.retain_samples(first_round + k)
+            if not retain:
+                break
+            losses = self.train(retain, first_round + k)
+            self.result.antisamples += retain
+            record: dict[str, Any] = {"round": first_round + k, "consolidation": True, "retain_samples": len(retain),
+                                      "steps": len(losses)}  # fmt: skip
+            if self.after_round is not None:
+                record |= self.after_round(first_round + k)
+            self.result.rounds.append(record)
+            log.info("consolidation round %d: %d retain samples, %d steps", first_round + k, len(retain), len(losses))
+
     def unlearned_counts(self) -> dict[str, int]:
         counts = {a.id: 0 for a in self.associations}
         for p in self.result.pool:
@@ -270,6 +287,7 @@ class UnstarPipeline:
                 still = any(not p.unlearned for p in self.result.pool)
                 record["stop"] = "no usable rationale" if still else "the model answers no pool question any more"
                 self.result.rounds.append(record)
+                self.consolidate(round_index + 1)
                 break
             retain = self.retain_samples(round_index)
             losses = self.train(forget + retain, round_index)

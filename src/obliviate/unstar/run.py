@@ -34,7 +34,7 @@ def settings_from(cfg: UnstarConfig) -> UnstarSettings:
         seed_questions=cfg.seed_questions, wrong_answers=cfg.wrong_answers, escalations=cfg.escalations,
         target_unlearned=cfg.target_unlearned, max_rounds=cfg.max_rounds, passes=cfg.passes,
         batch_size=cfg.batch_size, rationale=cfg.rationale, escalation=cfg.escalation, retain_step=cfg.retain_step,
-        train_on_prompt=cfg.train_on_prompt, seed=cfg.seed,
+        consolidation_rounds=cfg.consolidation_rounds, train_on_prompt=cfg.train_on_prompt, seed=cfg.seed,
     )  # fmt: skip
 
 
