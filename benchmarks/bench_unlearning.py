@@ -1,14 +1,16 @@
 """GA, SGA, TA and TAU (both stop rules) on the SmolLM2 memorization testbed: one table.
 
 Run: python benchmarks/bench_unlearning.py --testbed runs/testbed-... [--utility-limit 100]
-(without --testbed a testbed is built first, about 10 minutes). Writes benchmarks/results/unlearning.md.
+(without --testbed a testbed is built first, about 10 minutes). Writes benchmarks/results/unlearning.md after
+every run (a partial table until all are done); --collect reuses finished run directories.
 Each row is a real ``obliviate unlearn`` run (obliviate.unlearning.run.run_unlearning) with the authors'
 defaults (Adam 5e-5, betas 0.9/0.98, cap 150 steps); the run directories are kept under --output-dir."""
 
 from __future__ import annotations
 
 import argparse
-import time
+import json
+from datetime import datetime
 from pathlib import Path
 
 from _common import SHARED_DATA, write_result
@@ -52,55 +54,44 @@ def _cells(metrics: dict, seconds: float) -> list[str]:
 BENCHMARKS = ["piqa", "arc_easy"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--testbed", help="testbed run directory (memorized/, splits/); built when absent")
-    parser.add_argument("--utility-data", default=str(SHARED_DATA / "utility"))
-    parser.add_argument("--utility-limit", type=int, default=100)
-    parser.add_argument("--neighbours", type=int, default=2)
-    parser.add_argument("--runs", nargs="*", default=[f"{m}:{s}" for m, s in RUNS], help="method:stop pairs")
-    parser.add_argument("--output-dir", default="runs/bench_unlearning")
-    args = parser.parse_args()
-    testbed = _testbed(args)
-    rows, before_row, notes = [], None, []
-    for index, pair in enumerate(args.runs):
+def _wall_seconds(run_dir: Path) -> float:
+    """Whole-run wall time from the first and last time stamps of the run's log."""
+    stamps = [line[:23] for line in (run_dir / "run.log").read_text().splitlines() if line[:4].isdigit()]
+    first, last = (datetime.strptime(x, "%Y-%m-%d %H:%M:%S,%f") for x in (stamps[0], stamps[-1]))
+    return (last - first).total_seconds()
+
+
+def _before_row(metrics: dict) -> list[str]:
+    b = metrics["before"]
+    fixed, cal = b["outliers"]["fixed"], b["outliers"]["calibrated"]
+    utility = metrics["utility"]["before"] or {}
+    return ["memorized (before)", "-", "0", f"{fixed['high']} / {fixed['low']}", f"{cal['high']} / {cal['low']}",
+            f"{cal['high']} / {cal['low']}",
+            f"{b['target']['aggregate']['ma']['mean']:.4f} ± {b['target']['aggregate']['ma']['std']:.4f}",
+            f"{b['reference']['aggregate']['ma']['mean']:.4f}",
+            f"{b['miau_best']['auc']:.3f} ({b['miau_best']['score']})",
+            f"{utility.get('perplexity', float('nan')):.2f}",
+            *(f"{utility[n]['accuracy']:.3f}" if n in utility else "-" for n in BENCHMARKS), "-"]  # fmt: skip
+
+
+def _write_table(args, testbed: Path, done: dict[str, Path], pairs: list[str]) -> Path:
+    metrics = {pair: json.loads((run_dir / "metrics.json").read_text()) for pair, run_dir in done.items()}
+    first = next((m for m in metrics.values() if m["utility"]["before"]), next(iter(metrics.values())))
+    rows = [_before_row(first)]
+    notes = []
+    for pair in pairs:
+        if pair not in metrics:
+            continue
         method, stop = pair.split(":")
-        cfg = UnlearnConfig.model_validate({
-            "model": {"model": str(testbed / "memorized"), "device": "cpu", "dtype": "float32"},
-            "method": method, "stop": stop,
-            "forget": str(testbed / "splits" / "forget.jsonl"), "reference": str(testbed / "splits" / "heldout.jsonl"),
-            "scoring": {"max_tokens": 128, "el_n": [], "neighbours": args.neighbours},
-            "utility": {"data_dir": args.utility_data, "benchmarks": BENCHMARKS, "limit": args.utility_limit,
-                        "before": index == 0},
-            "save_model": False, "progress": False, "output_dir": args.output_dir,
-        })  # fmt: skip
-        print(f"== {method} (stop: {stop})", flush=True)
-        started = time.perf_counter()
-        run_dir, metrics = run_unlearning(cfg)
-        seconds = time.perf_counter() - started
-        rows.append([method.upper(), stop, *_cells(metrics, seconds)])
-        notes.append(f"- {method.upper()} / {stop}: {metrics['stop_reason']}; run `{run_dir}`")
-        if index == 0:
-            b = metrics["before"]
-            fixed, cal = b["outliers"]["fixed"], b["outliers"]["calibrated"]
-            utility = metrics["utility"]["before"] or {}
-            before_row = ["memorized (before)", "-", "0", f"{fixed['high']} / {fixed['low']}",
-                          f"{cal['high']} / {cal['low']}", f"{cal['high']} / {cal['low']}",
-                          f"{b['target']['aggregate']['ma']['mean']:.4f} ± {b['target']['aggregate']['ma']['std']:.4f}",
-                          f"{b['reference']['aggregate']['ma']['mean']:.4f}",
-                          f"{b['miau_best']['auc']:.3f} ({b['miau_best']['score']})",
-                          f"{utility.get('perplexity', float('nan')):.2f}",
-                          *(f"{utility[n]['accuracy']:.3f}" if n in utility else "-" for n in BENCHMARKS),
-                          "-"]  # fmt: skip
-            band = metrics["thresholds"]["band"]
-            tau = metrics["thresholds"]["tau"]
-        print(rows[-1], flush=True)
+        rows.append([method.upper(), stop, *_cells(metrics[pair], _wall_seconds(done[pair]))])
+        notes.append(f"- {method.upper()} / {stop}: {metrics[pair]['stop_reason']}; run `{done[pair]}`")
+    missing = [p for p in pairs if p not in metrics]
     headers = ["method", "stop", "steps", "c(D_f) fixed high/low", "c(D_f) calibrated high/low (start band)",
                "c(D_f) calibrated high/low (re-scored band)", "forget MA mean ± std", "held-out MA",
                "MIAU best AUC (score)", "held-out ppl", *BENCHMARKS, "wall s (unlearning / run)"]  # fmt: skip
     table = "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
-    for row in [before_row, *rows]:
-        table += "| " + " | ".join(row) + " |\n"
+    table += "".join("| " + " | ".join(row) + " |\n" for row in rows)
+    band, tau = first["thresholds"]["band"], first["thresholds"]["tau"]
     body = (
         f"Testbed `{testbed}`: 32 forget + 32 held-out Pile sequences of 128 tokens injected into SmolLM2-135M-"
         f"Instruct (see testbed.md). fp32 on this CPU. Authors' defaults: Adam lr 5e-5, betas (0.9, 0.98), one "
@@ -113,10 +104,52 @@ def main() -> None:
         f"on the unlearned model. MIAU: forget vs held-out, best ROC-AUC over the two-sided MA score, "
         f"neighbourhood ({args.neighbours} word-level perturbations), LOSS, zlib, Min-K%, Min-K%++. Utility: "
         f"zero-shot accuracy by summed log-likelihood on a fixed seeded subset of {args.utility_limit} items of "
-        "each benchmark; perplexity on the held-out sequences.\n\n" + table + "\n" + "\n".join(notes) + "\n"
+        "each benchmark; perplexity on the held-out sequences. Wall time: the unlearning loop / the whole run "
+        "(audits and utility before and after included).\n\n" + table + "\n" + "\n".join(notes) + "\n"
     )
-    print(body)
-    print("wrote", write_result("unlearning", "Memorization unlearning on the SmolLM2 testbed", body))
+    if missing:
+        body += f"\nPartial table: {', '.join(missing)} not run yet.\n"
+    if args.note:
+        body += f"\nNote: {args.note}\n"
+    print(body, flush=True)
+    return write_result("unlearning", "Memorization unlearning on the SmolLM2 testbed", body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--testbed", help="testbed run directory (memorized/, splits/); built when absent")
+    parser.add_argument("--utility-data", default=str(SHARED_DATA / "utility"))
+    parser.add_argument("--utility-limit", type=int, default=100)
+    parser.add_argument("--neighbours", type=int, default=2)
+    parser.add_argument("--runs", nargs="*", default=[f"{m}:{s}" for m, s in RUNS], help="method:stop pairs")
+    parser.add_argument("--collect", nargs="*", default=[],
+                        help="finished `obliviate unlearn` run directories to reuse instead of re-running")  # fmt: skip
+    parser.add_argument("--output-dir", default="runs/bench_unlearning")
+    parser.add_argument("--note", help="a remark to print under the table (e.g. on the measuring conditions)")
+    args = parser.parse_args()
+    testbed = _testbed(args)
+    done: dict[str, Path] = {}
+    for path in map(Path, args.collect):
+        m = json.loads((path / "metrics.json").read_text())
+        done[f"{m['method']}:{m['stop_rule']}"] = path
+    for pair in args.runs:
+        if pair in done:
+            continue
+        method, stop = pair.split(":")
+        cfg = UnlearnConfig.model_validate({
+            "model": {"model": str(testbed / "memorized"), "device": "cpu", "dtype": "float32"},
+            "method": method, "stop": stop,
+            "forget": str(testbed / "splits" / "forget.jsonl"), "reference": str(testbed / "splits" / "heldout.jsonl"),
+            "scoring": {"max_tokens": 128, "el_n": [], "neighbours": args.neighbours},
+            "utility": {"data_dir": args.utility_data, "benchmarks": BENCHMARKS, "limit": args.utility_limit,
+                        "before": not done},
+            "save_model": False, "progress": False, "output_dir": args.output_dir,
+        })  # fmt: skip
+        print(f"== {method} (stop: {stop})", flush=True)
+        run_dir, _ = run_unlearning(cfg)
+        done[pair] = run_dir
+        _write_table(args, testbed, done, args.runs)  # after every run, so a long benchmark loses nothing
+    print("wrote", _write_table(args, testbed, done, args.runs))
 
 
 if __name__ == "__main__":
