@@ -9,12 +9,14 @@ from obliviate.config import (
     TestbedConfig,
     TrainingConfig,
     UnlearnConfig,
+    UnstarConfig,
 )
 from obliviate.data import load_facts, load_sequences
 from obliviate.editing import TaskVector
 from obliviate.metrics.audit import audit_memorization
 from obliviate.models import load_model
 from obliviate.unlearning.run import run_unlearning as unlearn
+from obliviate.unstar.run import generate_antisamples, run_unstar
 
 __all__ = [
     "MemorizationRunConfig",
@@ -24,10 +26,13 @@ __all__ = [
     "TestbedConfig",
     "TrainingConfig",
     "UnlearnConfig",
+    "UnstarConfig",
     "__version__",
     "audit_memorization",
+    "generate_antisamples",
     "load_facts",
     "load_model",
     "load_sequences",
+    "run_unstar",
     "unlearn",
 ]
