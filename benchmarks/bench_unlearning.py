@@ -126,6 +126,7 @@ def main() -> None:
                         help="finished `obliviate unlearn` run directories to reuse instead of re-running")  # fmt: skip
     parser.add_argument("--output-dir", default="runs/bench_unlearning")
     parser.add_argument("--note", help="a remark to print under the table (e.g. on the measuring conditions)")
+    parser.add_argument("--no-run", action="store_true", help="only tabulate the --collect run directories")
     args = parser.parse_args()
     testbed = _testbed(args)
     done: dict[str, Path] = {}
@@ -133,7 +134,7 @@ def main() -> None:
         m = json.loads((path / "metrics.json").read_text())
         done[f"{m['method']}:{m['stop_rule']}"] = path
     for pair in args.runs:
-        if pair in done:
+        if pair in done or args.no_run:
             continue
         method, stop = pair.split(":")
         cfg = UnlearnConfig.model_validate({
