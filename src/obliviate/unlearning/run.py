@@ -81,6 +81,7 @@ def run_unlearning(cfg: UnlearnConfig) -> tuple[Path | None, dict[str, Any]]:
         result_model = method.result(engine)
         engine.accelerator.wait_for_everyone()
         if not state.is_main_process:
+            state.destroy_process_group()  # leave cleanly (an undestroyed gloo group can abort at exit)
             return None, {}
 
         unlearned = LoadedModel(result_model, loaded.tokenizer, loaded.spec)
@@ -93,6 +94,7 @@ def run_unlearning(cfg: UnlearnConfig) -> tuple[Path | None, dict[str, Any]]:
             utility={"before": utility_before, "after": utility_after}, model_path=model_path,
         )  # fmt: skip
         log.info("wrote %s", run_dir)
+        state.destroy_process_group()  # no-op in a single process
         return run_dir, metrics
 
 
