@@ -187,9 +187,9 @@ class UnstarPipeline:
         prompts = [chat_prompt(self.tokenizer, q) for q in questions]
         return [r[0] for r in generate(self.engine.unwrapped, self.tokenizer, prompts, PROBE, seed=self.s.seed)]
 
-    def probe(self) -> None:
-        """Mark the pool questions the current model no longer answers with the true answer."""
-        active = [p for p in self.result.pool if not p.unlearned]
+    def probe(self, questions: Sequence[PoolQuestion] | None = None) -> None:
+        """Mark the pool questions (default: all still answered) the current model no longer answers correctly."""
+        active = [p for p in (self.result.pool if questions is None else questions) if not p.unlearned]
         if not active:
             return
         still = self.judge.matches(self.ask([p.question for p in active]), [p.association.answer for p in active])
@@ -275,7 +275,7 @@ class UnstarPipeline:
             self.probe()
             added = self.escalate(round_index) if self.s.escalation else 0
             if added:
-                self.probe()  # the new questions (re-asked ones get the same greedy reply)
+                self.probe(self.result.pool[-added:])  # only the new questions
             counts = self.unlearned_counts()
             record: dict[str, Any] = {"round": round_index, "pool": len(self.result.pool), "unlearned": counts}
             if all(c >= self.s.target_unlearned for c in counts.values()):
