@@ -96,12 +96,17 @@ def main() -> None:
                "wall s (unlearning / run)"]  # fmt: skip
     table = "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
     table += "".join("| " + " | ".join(row) + " |\n" for row in rows)
+    d = UnstarConfig()
     body = (
         f"Associations `{args.forget}` on SmolLM2-135M-Instruct, fp32 on this CPU, greedy replies judged by "
         "normalised exact match of the true answer. forget: held-out paraphrases (never trained on); subject / "
         "object: other facts about the subject / the object; unrelated: facts about neither. UnSTAR: self-taught "
-        "generator with template fallback, full fine-tuning (Adam 2e-5, batch 4, 4 passes per round), retain step "
-        f"on builtin:retain; GA: Adam {args.ga_lr}, all training pairs per step.\n\n" + table
+        f"generator with template fallback, full fine-tuning (Adam {d.training.learning_rate:g}, batch {d.batch_size}, "
+        f"{d.passes} passes per round, {d.consolidation_rounds} retain-only rounds), retain step on {d.retain} "
+        f"({d.retain_replies} replies); GA: Adam {args.ga_lr:g}, all training pairs per step, no retain term. The "
+        "UnSTAR defaults and the built-in retain set were tuned by looking at these same evaluation sets (there is no "
+        "separate validation split of facts this small model knows), so read the retention figures as an upper "
+        "estimate.\n\n" + table
     )
     print(body)
     print("wrote", write_result("unstar", "UnSTAR vs no-rationale vs gradient ascent", body))

@@ -169,3 +169,43 @@ def test_clean_rationale_keeps_only_usable_misleading_rationales():
     assert clean_rationale("In one or two sentences, explain why the answer is Lyon.", "Paris", "Lyon") == ""
     assert clean_rationale("The answer is Lyon. The answer is Lyon.", "Paris", "Lyon") == ""
     assert clean_rationale("Lyon is it. Lyon is it.", "Paris", "Lyon") == ""  # repeats itself
+
+
+def test_retain_replies_that_restate_the_cut_association_are_not_trained_on(knowing_model):
+    # a retain reply such as 'Quell is the largest city of Zorbia and also its capital' would teach the very
+    # association being cut; one naming the subject or object alone is a fact to keep
+    import copy
+
+    loaded = copy.deepcopy(knowing_model)  # the engine takes the model over
+    engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, AntiSampleTrainingConfig())
+    pipeline = UnstarPipeline(engine, loaded.tokenizer, [ZORBIA], [], build_judge(["exact"]), UnstarSettings(),
+                              progress=False)  # fmt: skip
+    assert pipeline.leaks("Quell is the largest city of Zorbia, and the capital too.")
+    assert not pipeline.leaks("The largest city in Zorbia is Quell.")
+    assert not pipeline.leaks("The capital of Ruritania is Strelsau; Zorbia is far away.")
+
+
+@pytest.mark.parametrize("mode", ["original", "current"])
+def test_retain_step_targets_the_original_or_the_current_replies(knowing_model, mode):
+    import copy
+
+    import torch
+
+    loaded = copy.deepcopy(knowing_model)
+    engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, AntiSampleTrainingConfig())
+    settings = UnstarSettings(retain_replies=mode)
+    pipeline = UnstarPipeline(engine, loaded.tokenizer, [ZORBIA], [], build_judge(["exact"]), settings,
+                              retain=[*ZORBIA.subject_facts, *UNRELATED], progress=False)  # fmt: skip
+    first = pipeline.retain_samples(0)
+    assert [s.question for s in first] == ["What language is spoken in Zorbia?", "What color is the sky?"]
+    with torch.no_grad():  # a model that has drifted so far that it answers nothing any more
+        engine.unwrapped.get_output_embeddings().weight.mul_(0.0).add_(torch.randn_like(
+            engine.unwrapped.get_output_embeddings().weight))  # fmt: skip
+    later = pipeline.retain_samples(1)
+    if mode == "original":  # the starting model's correct replies, still the targets
+        assert [s.target for s in later] == [s.target for s in first] and later[0].round == 1
+    else:  # the drifted model gives no correct reply, so nothing is left to retain
+        assert later == []
+    with pytest.raises(ValueError, match="retain_replies"):
+        UnstarPipeline(engine, loaded.tokenizer, [ZORBIA], [], build_judge(["exact"]),
+                       UnstarSettings(retain_replies="best"), progress=False)  # fmt: skip

@@ -194,7 +194,12 @@ class UnstarConfig(_Strict):
     rationale: bool = Field(True, description="train on misleading rationales (off: wrong answer only)")
     escalation: bool = Field(True, description="grow the question pool from unlearned questions")
     retain_step: bool = Field(True, description="STaR retain step on the retain facts")
-    consolidation_rounds: int = Field(2, ge=0, description="retain-only rounds once no pool question is answered")
+    consolidation_rounds: int = Field(
+        0, ge=0, description="retain-only rounds after the pool is exhausted (measured: they cost unrelated facts)"
+    )
+    retain_replies: Literal["original", "current"] = Field(
+        "original", description="retain-step targets: the model's correct replies before unlearning, or its current"
+    )
     train_on_prompt: bool = Field(False, description="count the question tokens in the loss (authors did)")
     antisamples: str | None = Field(None, description="train from this anti-sample JSONL instead of generating")
     relearn_steps: int = Field(5, ge=0, description="relearning check: steps on half the held-out paraphrases")

@@ -41,7 +41,8 @@ class UnstarSettings:
     rationale: bool = True
     escalation: bool = True
     retain_step: bool = True
-    consolidation_rounds: int = 2
+    consolidation_rounds: int = 0
+    retain_replies: str = "original"
     train_on_prompt: bool = False
     seed: int = 0
 
@@ -129,6 +130,9 @@ class UnstarPipeline:
         self.backends, self.judge, self.s = list(backends), judge, settings
         self.retain, self.progress, self.after_round = list(retain), progress, after_round
         self.result = UnstarResult()
+        self._retain_replies: tuple[list[str], list[bool]] | None = None
+        if settings.retain_replies not in ("original", "current"):
+            raise ValueError(f"retain_replies must be 'original' or 'current', not {settings.retain_replies!r}")
         # evaluation questions are never trained on
         self.heldout = {a.id: {normalize(q) for q in a.heldout} for a in self.associations}
 
@@ -222,17 +226,29 @@ class UnstarPipeline:
         return samples
 
     def retain_samples(self, round_index: int) -> list[AntiSample]:
-        """STaR on retain facts: the model's own replies that still give the right answer, trained on as they
-        are (a correct rationale in the model's words)."""
+        """STaR on retain facts: the model's own replies that give the right answer, trained on as they are (a
+        correct rationale in the model's words). ``retain_replies='original'``: the replies of the model before
+        unlearning, written once and reused every round, so the retain step pulls towards the starting model
+        rather than reinforcing its own drift; ``'current'``: the current model's replies, rewritten every round."""
         if not (self.s.retain_step and self.retain):
             return []
-        replies = self.ask([f.question for f in self.retain])
-        good = self.judge.matches(replies, [f.answer for f in self.retain])
+        if self.s.retain_replies == "original" and self._retain_replies is not None:
+            replies, good = self._retain_replies
+        else:
+            replies = self.ask([f.question for f in self.retain])
+            good = self.judge.matches(replies, [f.answer for f in self.retain])
+            self._retain_replies = replies, good
         made = {"rationale": "self"}
         return [
             AntiSample(f.question, " ".join(r.split()[:60]), "retain", round=round_index, backends=made)
-            for f, r, ok in zip(self.retain, replies, good) if ok
+            for f, r, ok in zip(self.retain, replies, good) if ok and not self.leaks(r)
         ]  # fmt: skip
+
+    def leaks(self, text: str) -> bool:
+        """Whether a retain reply restates an association being cut (names its subject, relation and object,
+        e.g. 'the largest city in Germany is Berlin, which is also its capital'): never trained on."""
+        return any(mentions(text, a.subject) and mentions(text, a.relation) and mentions(text, a.answer)
+                   for a in self.associations)  # fmt: skip
 
     # training -------------------------------------------------------------------------------------------
     def train(self, samples: Sequence[AntiSample], round_index: int) -> list[float]:
