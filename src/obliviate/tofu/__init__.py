@@ -1,0 +1,1 @@
+"""TOFU (Maini et al. 2024): its metrics, bit-compatible with the reference implementation."""
