@@ -64,3 +64,22 @@ def test_model_utility_is_the_harmonic_mean_of_nine_parts():
     assert model_utility(parts | {"retain probability": 0.0}) == 0.0
     with pytest.raises(ValueError, match="missing"):
         model_utility({"retain probability": 0.5})
+
+
+def test_tofu_loader_reads_json_lines_and_arrays(shared_data, tmp_path):
+    from obliviate.errors import DataError
+    from obliviate.tofu.data import load_split
+
+    tofu = shared_data / "tofu"
+    forget = load_split("forget01_perturbed", tofu)
+    assert len(forget) == 40 and forget[0].paraphrased_answer and len(forget[0].perturbed_answers) >= 3
+    assert len(load_split("holdout01", tofu)) == 40  # this mirror ships it as one JSON array
+    world = load_split("world_facts_perturbed", tofu)
+    assert world[0].answer == "Paris" and world[0].perturbed_answers == ("Berlin", "London", "Madrid")
+    (tmp_path / "forget01.json").write_text('{"question": "q", "answer": "a"}\n{"question": 3}\n')
+    with pytest.raises(DataError, match="record 2"):
+        load_split("forget01", tmp_path)
+    with pytest.raises(DataError, match="unknown TOFU split"):
+        load_split("forget02", tmp_path)
+    with pytest.raises(DataError, match="not found"):
+        load_split("retain90", tmp_path)
