@@ -75,8 +75,8 @@ def rmu_loss(
     """Representation Misdirection for Unlearning (Li et al. 2024), at one layer: push forget activations
     towards the scaled random control vector c * u, keep retain activations where the frozen model has them:
     mean_tokens ||h_f - c u||^2 / d + retain_weight * mean_tokens ||h_r - h_r_ref||^2 / d."""
-    forget = _masked_mse(forget_hidden, control.expand_as(forget_hidden), forget_mask)
-    retain = _masked_mse(retain_hidden, retain_hidden_ref, retain_mask)
+    forget = activation_mse(forget_hidden, control.expand_as(forget_hidden), forget_mask)
+    retain = activation_mse(retain_hidden, retain_hidden_ref, retain_mask)
     return forget + retain_weight * retain
 
 
@@ -87,7 +87,8 @@ def rmu_control_vector(hidden_size: int, coefficient: float, seed: int) -> torch
     return coefficient * u / u.norm()
 
 
-def _masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def activation_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared distance per token averaged over the hidden size, then over the tokens where ``mask`` is 1."""
     per_token = (a.float() - b.float()).pow(2).mean(dim=-1)
     if mask is None:
         return per_token.mean()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
 
 import numpy as np
@@ -98,6 +99,16 @@ class Engine:
         mean_nll = self.accumulate_gradients(windows, selected, sign, loss_masks)
         grad_norm = self.apply_gradients(mean_nll)
         return {"forget_nll": mean_nll, "loss": sign * mean_nll, "grad_norm": grad_norm}
+
+    def objective_step(self, objective: Callable[[torch.nn.Module], torch.Tensor]) -> dict[str, float]:
+        """One optimizer step on a scalar loss that ``objective(model)`` computes (the QA baselines' composite
+        losses); the same NaN / exploding-loss guard as :meth:`step`."""
+        with self.accelerator.autocast():
+            loss = objective(self.model)
+            self.accelerator.backward(loss)
+        value = float(loss.detach())
+        grad_norm = self.apply_gradients(value)
+        return {"loss": value, "grad_norm": grad_norm}
 
     def accumulate_gradients(
         self, windows: list[list[int]], selected: list[int], sign: float, loss_masks: list[list[int]] | None = None

@@ -1,0 +1,85 @@
+"""The QA baselines on a real tiny model that has learned a few facts: every method, stepping on its own loss
+through the engine, makes the forget answer less likely; the retain term keeps the retain answers."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from conftest import UNRELATED, ZORBIA
+from obliviate.config import AntiSampleTrainingConfig
+from obliviate.methods.qa import QA_METHODS, RMU, GradDiff, answer_nll, encode_qa, idk_pairs
+from obliviate.training.engine import Engine
+from obliviate.unstar.antisamples import answer_target
+
+FORGET = [(q, answer_target(ZORBIA.answer, None)) for q in (ZORBIA.question, *ZORBIA.heldout)]
+RETAIN = [(f.question, answer_target(f.answer, None)) for f in (*ZORBIA.subject_facts, *UNRELATED)]
+
+
+def _run(knowing_model, method, steps=10, lr=1e-3):
+    loaded = copy.deepcopy(knowing_model)
+    reference = copy.deepcopy(knowing_model.model).eval().requires_grad_(False)
+    engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, AntiSampleTrainingConfig(learning_rate=lr))
+    tok, device = loaded.tokenizer, engine.device
+    forget, retain = encode_qa(tok, FORGET, device), encode_qa(tok, RETAIN, device)
+    idk = encode_qa(tok, idk_pairs([q for q, _ in FORGET]), device)
+    with torch.no_grad():
+        before = answer_nll(engine.unwrapped, forget).mean().item(), answer_nll(engine.unwrapped, retain).mean().item()
+    losses = [engine.objective_step(lambda m: method.loss(m, reference, forget, retain, idk))["loss"]
+              for _ in range(steps)]  # fmt: skip
+    with torch.no_grad():
+        after = answer_nll(engine.unwrapped, forget).mean().item(), answer_nll(engine.unwrapped, retain).mean().item()
+    return before, after, losses
+
+
+@pytest.mark.parametrize("name", sorted(set(QA_METHODS) - {"rmu"}))
+def test_every_output_level_method_makes_the_forget_answer_less_likely(knowing_model, name):
+    (forget_before, _), (forget_after, _), losses = _run(knowing_model, QA_METHODS[name]())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    # the fact was learned to NLL ~0.01 per token; each method must at least multiply it by 10
+    assert forget_after > 10 * forget_before and forget_after > forget_before + 0.1, (name, forget_after)
+
+
+def test_graddiff_retain_term_keeps_retain_answers_better_than_plain_ascent(knowing_model):
+    from obliviate.methods.qa import GradientAscentQA
+
+    _, (_, retain_ga), _ = _run(knowing_model, GradientAscentQA())
+    _, (_, retain_kl), _ = _run(knowing_model, GradDiff(retain_term="kl"))
+    _, (_, retain_nll), _ = _run(knowing_model, GradDiff(retain_term="nll"))
+    assert retain_nll < retain_ga and retain_kl < retain_ga
+    with pytest.raises(ValueError, match="retain_term"):
+        GradDiff(retain_term="l2")
+
+
+def test_rmu_pushes_forget_activations_to_the_control_vector_and_keeps_retain_ones(knowing_model):
+    from obliviate.methods.preference_losses import activation_mse
+
+    method = RMU(layer=1, coefficient=5.0, retain_weight=10.0)  # the tiny model has 2 layers
+    loaded = copy.deepcopy(knowing_model)
+    reference = copy.deepcopy(knowing_model.model).eval().requires_grad_(False)
+    engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, AntiSampleTrainingConfig(learning_rate=1e-3))
+    forget, retain = (
+        encode_qa(loaded.tokenizer, FORGET, engine.device),
+        encode_qa(loaded.tokenizer, RETAIN, engine.device),
+    )
+
+    def distances():
+        with torch.no_grad():
+            h_forget, h_retain = method._hidden(engine.unwrapped, forget), method._hidden(engine.unwrapped, retain)
+            control = method._control.expand_as(h_forget)
+            return (
+                activation_mse(h_forget, control, forget.attention_mask).item(),
+                activation_mse(h_retain, method._hidden(reference, retain), retain.attention_mask).item(),
+            )
+
+    engine.objective_step(lambda m: method.loss(m, reference, forget, retain))
+    to_control_before, _ = distances()
+    for _ in range(30):
+        engine.objective_step(lambda m: method.loss(m, reference, forget, retain))
+    to_control, retain_drift = distances()
+    assert to_control < 0.5 * to_control_before
+    assert retain_drift < 0.1 * to_control
+    with pytest.raises(ValueError, match="RMU layer"):
+        RMU(layer=7).loss(engine.unwrapped, reference, forget, retain)
