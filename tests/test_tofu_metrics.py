@@ -83,3 +83,34 @@ def test_tofu_loader_reads_json_lines_and_arrays(shared_data, tmp_path):
         load_split("forget02", tmp_path)
     with pytest.raises(DataError, match="not found"):
         load_split("retain90", tmp_path)
+
+
+def test_tofu_evaluation_on_a_tiny_model(knowing_model):
+    import torch
+
+    from obliviate.models.generation import chat_prompt
+    from obliviate.tofu.data import TofuItem
+    from obliviate.tofu.evaluate import TofuEvalSets, answer_nlls, evaluate_tofu, forget_quality_against
+
+    model, tok = knowing_model.model, knowing_model.tokenizer
+    # the answer NLL counts exactly the reply tokens after the chat prompt: check one by hand
+    question, answer = "What is the capital of Zorbia?", "Quell."
+    value = answer_nlls(model, tok, [(question, answer), ("What color is the sky?", "It is blue.")])[0]
+    from obliviate.training.sft import encode_chat_examples
+
+    (window,), (mask,) = encode_chat_examples(tok, [(question, answer)])
+    prompt_len = len(tok(chat_prompt(tok, question), add_special_tokens=False).input_ids)
+    assert mask == [0] * prompt_len + [1] * (len(window) - prompt_len)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([window])).logits[0].float(), dim=-1)
+    by_hand = -sum(logp[t - 1, window[t]].item() for t in range(prompt_len, len(window))) / (len(window) - prompt_len)
+    assert value == pytest.approx(by_hand, abs=1e-5)
+
+    item = TofuItem(question, answer, "The capital is Quell.", ("Lyon.", "Osaka.", "Berlin."))
+    other = TofuItem("What color is the sky?", "It is blue.", "Blue.", ("Red.", "Green.", "Pink."))
+    sets = TofuEvalSets([item, other], [other], [item, other], [other])
+    result = evaluate_tofu(model, tok, sets)
+    assert 0 <= result["model_utility"] <= 1 and set(result["utility_parts"]) == set(UTILITY_PARTS)
+    assert model_utility(result["utility_parts"]) == result["model_utility"]
+    assert result["forget"]["truth_ratios"][0] < 1  # the model prefers the true capital to the wrong ones
+    assert forget_quality_against(result, result) == pytest.approx(1.0)

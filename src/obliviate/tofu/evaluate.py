@@ -1,0 +1,121 @@
+"""TOFU's evaluation of one model: per split the answer probability, ROUGE-L recall of greedy answers and the
+truth ratio (per question and aggregated), then model utility; forget quality compares two evaluations.
+
+As in the reference implementation: the forget and retain splits use the original answer for probability and
+ROUGE and the paraphrased answer against the perturbed ones for the truth ratio; real authors and world facts
+use the answer itself against the perturbed ones, and a probability normalised over the answer options."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from obliviate.methods.qa import answer_nll, encode_qa
+from obliviate.models.generation import Sampling, chat_prompt, generate
+from obliviate.tofu.data import TofuItem, load_split
+from obliviate.tofu.metrics import (
+    answer_probability,
+    forget_quality,
+    forget_truth_ratio,
+    model_utility,
+    normalised_answer_probability,
+    retain_truth_ratio,
+    rouge_l_recall,
+    truth_ratios,
+)
+
+GREEDY = Sampling(max_new_tokens=64)
+
+
+@dataclass(frozen=True)
+class TofuEvalSets:
+    forget: list[TofuItem]
+    retain: list[TofuItem]
+    real_authors: list[TofuItem]
+    world_facts: list[TofuItem]
+
+    @classmethod
+    def load(cls, root: str, forget_split: str = "forget01", limit: int | None = None) -> TofuEvalSets:
+        """The perturbed evaluation files of a TOFU folder, each cut to ``limit`` items (None: all)."""
+        names = (f"{forget_split}_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
+        return cls(*(load_split(name, root)[:limit] for name in names))
+
+
+@torch.no_grad()
+def answer_nlls(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]], batch_size: int = 16
+) -> np.ndarray:
+    """Per-token mean NLL of each answer given its question (chat-formatted, answer tokens only)."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))  # less padding
+    values = np.zeros(len(pairs))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        values[rows] = answer_nll(model, encode_qa(tokenizer, [pairs[i] for i in rows], device)).float().cpu().numpy()
+    return values
+
+
+def _perturbed_nlls(model, tokenizer, items: Sequence[TofuItem], batch_size: int) -> np.ndarray:
+    k = min(len(x.perturbed_answers) for x in items)
+    if k == 0:
+        raise ValueError("every evaluation item needs perturbed answers")
+    pairs = [(x.question, x.perturbed_answers[j]) for x in items for j in range(k)]
+    return answer_nlls(model, tokenizer, pairs, batch_size).reshape(len(items), k)
+
+
+def evaluate_split(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, items: Sequence[TofuItem], *, options: bool,
+    batch_size: int = 16,
+) -> dict[str, Any]:  # fmt: skip
+    """Probability, ROUGE-L recall and truth ratios on one split. ``options``: real authors / world facts
+    (probability normalised over the answer and its perturbations; the answer itself is the 'true' side)."""
+    answers = answer_nlls(model, tokenizer, [(x.question, x.answer) for x in items], batch_size)
+    perturbed = _perturbed_nlls(model, tokenizer, items, batch_size)
+    if options:
+        probability = normalised_answer_probability(answers, perturbed)
+        true_side = answers
+    else:
+        probability = answer_probability(answers)
+        true_side = answer_nlls(model, tokenizer, [(x.question, x.paraphrased_answer or x.answer) for x in items],
+                                batch_size)  # fmt: skip
+    ratios = truth_ratios(true_side, perturbed)
+    prompts = [chat_prompt(tokenizer, x.question) for x in items]
+    replies = [r[0] for r in generate(model, tokenizer, prompts, GREEDY, batch_size=batch_size)]
+    return {
+        "probability": probability, "rouge_l_recall": rouge_l_recall(replies, [x.answer for x in items]),
+        "truth_ratios": ratios.tolist(), "n": len(items), "replies": replies,
+    }  # fmt: skip
+
+
+def evaluate_tofu(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, sets: TofuEvalSets, batch_size: int = 16
+) -> dict[str, Any]:
+    """Every split, the forget truth ratio score and model utility."""
+    was_training = model.training
+    model.eval()
+    out: dict[str, Any] = {
+        "forget": evaluate_split(model, tokenizer, sets.forget, options=False, batch_size=batch_size),
+        "retain": evaluate_split(model, tokenizer, sets.retain, options=False, batch_size=batch_size),
+        "real_authors": evaluate_split(model, tokenizer, sets.real_authors, options=True, batch_size=batch_size),
+        "world_facts": evaluate_split(model, tokenizer, sets.world_facts, options=True, batch_size=batch_size),
+    }
+    model.train(was_training)
+    out["forget_truth_ratio"] = forget_truth_ratio(out["forget"]["truth_ratios"])
+    parts = {}
+    for split in ("retain", "real_authors", "world_facts"):
+        parts[f"{split} probability"] = out[split]["probability"]
+        parts[f"{split} rouge_l_recall"] = out[split]["rouge_l_recall"]
+        parts[f"{split} truth_ratio"] = retain_truth_ratio(out[split]["truth_ratios"])
+    out["utility_parts"] = parts
+    out["model_utility"] = model_utility(parts)
+    return out
+
+
+def forget_quality_against(evaluation: dict[str, Any], retain_model_evaluation: dict[str, Any]) -> float:
+    """KS-test forget quality of an evaluated model against the retain-only model's evaluation."""
+    return forget_quality(evaluation["forget"]["truth_ratios"], retain_model_evaluation["forget"]["truth_ratios"])
