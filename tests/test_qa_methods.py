@@ -83,3 +83,34 @@ def test_rmu_pushes_forget_activations_to_the_control_vector_and_keeps_retain_on
     assert retain_drift < 0.1 * to_control
     with pytest.raises(ValueError, match="RMU layer"):
         RMU(layer=7).loss(engine.unwrapped, reference, forget, retain)
+
+
+def test_unlearn_qa_loop_runs_epochs_with_retain_and_alternative_batches(knowing_model):
+    from obliviate.methods.qa import AntiSampleNLL
+    from obliviate.tofu.unlearn import unlearn_qa
+
+    loaded = copy.deepcopy(knowing_model)
+    engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, AntiSampleTrainingConfig(learning_rate=1e-3))
+    forget = encode_qa(loaded.tokenizer, FORGET, engine.device)
+    with torch.no_grad():
+        before = answer_nll(engine.unwrapped, forget).mean().item()
+    wrong = ["The answer is Lyon."] * len(FORGET)
+    log = unlearn_qa(engine, loaded.tokenizer, AntiSampleNLL(), FORGET, RETAIN, alternatives=wrong, epochs=3,
+                     batch_size=2, progress=False)  # fmt: skip
+    assert len(log) == 3 * 2 and [r["epoch"] for r in log] == [0, 0, 1, 1, 2, 2]
+    with torch.no_grad():
+        assert answer_nll(engine.unwrapped, forget).mean().item() > before + 0.1
+    with pytest.raises(ValueError, match="alternative answers"):
+        unlearn_qa(engine, loaded.tokenizer, AntiSampleNLL(), FORGET, RETAIN, alternatives=wrong[:1])
+    with pytest.raises(ValueError, match="nothing to forget"):
+        unlearn_qa(engine, loaded.tokenizer, AntiSampleNLL(), [], RETAIN)
+
+
+def test_tofu_mini_splits(shared_data):
+    from obliviate.tofu.testbed import tofu_mini
+
+    data = tofu_mini(str(shared_data / "tofu"), retain_authors=3, eval_limit=10)
+    assert len(data.forget) == 40 and len(data.retain) == 60 and len(data.full_pairs) == 100
+    assert {x.question for x in data.eval_sets.retain} <= {x.question for x in data.retain}
+    assert data.eval_sets.retain and len(data.eval_sets.world_facts) == 10
+    assert not {q for q, _ in data.retain_pairs} & {x.question for x in data.forget}

@@ -168,6 +168,13 @@ class IdkNLL(QAMethod):
         return answer_nll(model, idk).mean() + self._retain_nll(model, retain)
 
 
+class AntiSampleNLL(IdkNLL):
+    """UnSTAR's training step on a QA benchmark: fine-tune the forget questions towards anti-samples (wrong
+    answers, or misleading rationales ending in one), passed as the alternative batch, plus the retain NLL."""
+
+    name = "antisample"
+
+
 class IdkDPO(QAMethod):
     """DPO preferring 'I don't know' (chosen) over the forget answer (rejected), plus the retain NLL."""
 
@@ -220,5 +227,5 @@ class RMU(QAMethod):
 
 
 QA_METHODS: dict[str, type[QAMethod]] = {
-    cls.name: cls for cls in (GradientAscentQA, GradDiff, NPO, SimNPO, IdkNLL, IdkDPO, RMU)
+    cls.name: cls for cls in (GradientAscentQA, GradDiff, NPO, SimNPO, IdkNLL, AntiSampleNLL, IdkDPO, RMU)
 }
