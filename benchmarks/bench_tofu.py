@@ -1,7 +1,7 @@
 """TOFU-mini on SmolLM2-135M-Instruct (CPU): GA, GradDiff, NPO, IdkDPO, RMU and UnSTAR's anti-sample training,
 each against the retain-only model.
 
-Run: python benchmarks/bench_tofu.py [--tofu ../shared/data/tofu] [--retain-authors 8] [--methods ga,npo,...]
+Run: python benchmarks/bench_tofu.py [--tofu ../shared/data/tofu] [--retain-authors 2] [--methods ga,npo,...]
 1. Fine-tune SmolLM2 on the first --retain-authors TOFU authors plus the forget01 authors (the "full" model),
    and on the retain authors alone (the retain-only model); both are cached under --output-dir.
 2. Evaluate both with TOFU's metrics (probability, ROUGE-L recall, truth ratio; model utility).
@@ -66,20 +66,22 @@ def _row(label, evaluation, retain_eval, steps="-", recovery="-", seconds="-") -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tofu", default=str(SHARED_DATA / "tofu"))
-    parser.add_argument("--retain-authors", type=int, default=8)
-    parser.add_argument("--ft-epochs", type=int, default=6)
-    parser.add_argument("--ft-lr", type=float, default=1e-4)
+    parser.add_argument("--retain-authors", type=int, default=2)
+    parser.add_argument("--ft-epochs", type=int, default=5)
+    parser.add_argument("--ft-lr", type=float, default=2e-4)
     parser.add_argument("--methods", default="ga,graddiff,npo,idkdpo,rmu,antisample")
-    parser.add_argument("--unlearn-epochs", type=int, default=5)
+    parser.add_argument("--unlearn-epochs", type=int, default=3)
     parser.add_argument("--unlearn-lr", type=float, default=2e-5)
     parser.add_argument("--rmu-layer", type=int, default=10)
     parser.add_argument("--relearn-steps", type=int, default=5)
-    parser.add_argument("--eval-limit", type=int, default=50, help="real authors / world facts items")
+    parser.add_argument("--eval-limit", type=int, default=10, help="real authors / world facts items")
+    parser.add_argument("--retain-eval-limit", type=int, default=20, help="retain evaluation items")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default="runs/bench_tofu")
     args = parser.parse_args()
     started = time.perf_counter()
-    data = tofu_mini(args.tofu, retain_authors=args.retain_authors, eval_limit=args.eval_limit)
+    data = tofu_mini(args.tofu, retain_authors=args.retain_authors, eval_limit=args.eval_limit,
+                     retain_eval_limit=args.retain_eval_limit)  # fmt: skip
     forget_pairs = [(x.question, x.answer) for x in data.forget]
     full = _finetuned(args, "full", data.full_pairs)
     retain_model = _finetuned(args, "retain", data.retain_pairs)

@@ -209,3 +209,27 @@ def test_retain_step_targets_the_original_or_the_current_replies(knowing_model, 
     with pytest.raises(ValueError, match="retain_replies"):
         UnstarPipeline(engine, loaded.tokenizer, [ZORBIA], [], build_judge(["exact"]),
                        UnstarSettings(retain_replies="best"), progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("samples", [0, 2])
+def test_probe_counts_a_question_as_known_when_any_sampled_reply_gives_the_answer(knowing_model, samples):
+    import copy
+
+    from obliviate.unstar.pipeline import PoolQuestion
+
+    class SecondCallOnly:  # a judge that sees the answer only in the first batch of sampled replies
+        name, calls = "second", []
+
+        def matches(self, replies, answers):
+            self.calls.append(list(replies))
+            return [len(self.calls) == 2] * len(replies)
+
+    loaded = copy.deepcopy(knowing_model)
+    engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, AntiSampleTrainingConfig())
+    judge = SecondCallOnly()
+    pipeline = UnstarPipeline(engine, loaded.tokenizer, [ZORBIA], [], judge, UnstarSettings(probe_samples=samples),
+                              progress=False)  # fmt: skip
+    pipeline.result.pool = [PoolQuestion(ZORBIA, ZORBIA.question, "Lyon", {}, 0)]
+    pipeline.probe()
+    assert len(judge.calls) == 1 + samples  # the greedy replies, then each set of sampled ones
+    assert pipeline.result.pool[0].unlearned is (samples == 0)

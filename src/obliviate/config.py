@@ -197,6 +197,7 @@ class UnstarConfig(_Strict):
     consolidation_rounds: int = Field(
         0, ge=0, description="retain-only rounds after the pool is exhausted (measured: they cost unrelated facts)"
     )
+    probe_samples: int = Field(0, ge=0, description="sampled replies per probe besides the greedy one (any hit: known)")
     retain_replies: Literal["original", "current"] = Field(
         "original", description="retain-step targets: the model's correct replies before unlearning, or its current"
     )

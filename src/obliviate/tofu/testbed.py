@@ -29,10 +29,11 @@ class TofuMini:
         return [(x.question, x.answer) for x in self.retain]
 
 
-def tofu_mini(root: str, *, retain_authors: int = 8, forget_split: str = "forget01",
-              eval_limit: int | None = None) -> TofuMini:  # fmt: skip
+def tofu_mini(root: str, *, retain_authors: int = 8, forget_split: str = "forget01", eval_limit: int | None = None,
+              retain_eval_limit: int | None = None) -> TofuMini:  # fmt: skip
     """The first ``retain_authors`` authors of TOFU's full set (those ``retain_perturbed`` covers) and the
-    authors of ``forget_split``; real authors / world facts cut to ``eval_limit`` items each."""
+    authors of ``forget_split``; real authors / world facts cut to ``eval_limit`` items each, the retain
+    evaluation items to ``retain_eval_limit``."""
     if not 1 <= retain_authors <= 19:
         raise DataError(f"retain_authors must be 1..19 (the authors retain_perturbed covers), got {retain_authors}")
     full = load_split("full", root)
@@ -43,7 +44,7 @@ def tofu_mini(root: str, *, retain_authors: int = 8, forget_split: str = "forget
         raise DataError("the forget split overlaps the retain authors")
     retain_questions = {x.question for x in retain}
     sets = TofuEvalSets.load(root, forget_split)
-    retain_eval = [x for x in sets.retain if x.question in retain_questions]
+    retain_eval = [x for x in sets.retain if x.question in retain_questions][:retain_eval_limit]
     sets = replace(sets, retain=retain_eval, real_authors=sets.real_authors[:eval_limit],
                    world_facts=sets.world_facts[:eval_limit])  # fmt: skip
     return TofuMini(forget, retain, sets)

@@ -43,6 +43,7 @@ class UnstarSettings:
     retain_step: bool = True
     consolidation_rounds: int = 0
     retain_replies: str = "original"
+    probe_samples: int = 0
     train_on_prompt: bool = False
     seed: int = 0
 
@@ -192,11 +193,21 @@ class UnstarPipeline:
         return [r[0] for r in generate(self.engine.unwrapped, self.tokenizer, prompts, PROBE, seed=self.s.seed)]
 
     def probe(self, questions: Sequence[PoolQuestion] | None = None) -> None:
-        """Mark the pool questions (default: all still answered) the current model no longer answers correctly."""
+        """Mark the pool questions (default: all still answered) the current model no longer answers correctly:
+        neither its greedy reply nor any of ``probe_samples`` sampled replies (temperature 1) gives the answer."""
         active = [p for p in (self.result.pool if questions is None else questions) if not p.unlearned]
         if not active:
             return
-        still = self.judge.matches(self.ask([p.question for p in active]), [p.association.answer for p in active])
+        answers = [p.association.answer for p in active]
+        still = self.judge.matches(self.ask([p.question for p in active]), answers)
+        if self.s.probe_samples:
+            prompts = [chat_prompt(self.tokenizer, p.question) for p in active]
+            sampled = generate(self.engine.unwrapped, self.tokenizer, prompts,
+                               Sampling(temperature=1.0, max_new_tokens=PROBE.max_new_tokens, n=self.s.probe_samples),
+                               seed=self.s.seed + len(self.result.rounds))  # fmt: skip
+            for j in range(self.s.probe_samples):
+                hits = self.judge.matches([r[j] for r in sampled], answers)
+                still = [a or b for a, b in zip(still, hits)]
         for p, gives_answer in zip(active, still):
             p.unlearned = not gives_answer
 

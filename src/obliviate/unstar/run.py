@@ -35,7 +35,7 @@ def settings_from(cfg: UnstarConfig) -> UnstarSettings:
         target_unlearned=cfg.target_unlearned, max_rounds=cfg.max_rounds, passes=cfg.passes,
         batch_size=cfg.batch_size, rationale=cfg.rationale, escalation=cfg.escalation, retain_step=cfg.retain_step,
         consolidation_rounds=cfg.consolidation_rounds, retain_replies=cfg.retain_replies,
-        train_on_prompt=cfg.train_on_prompt, seed=cfg.seed,
+        probe_samples=cfg.probe_samples, train_on_prompt=cfg.train_on_prompt, seed=cfg.seed,
     )  # fmt: skip
 
 
