@@ -378,6 +378,26 @@ def antisamples(
     _run(lambda: load_config(UnstarConfig, config, overrides), action)
 
 
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="run directories (unlearn or unstar runs, mixed freely)")],
+    output_dir: Annotated[str, typer.Option(help="folder in which the comparison directory is created")] = "runs",
+) -> None:
+    """Collect several run directories into one table (comparison.md) and one figure (comparison.png)."""
+    from obliviate.reports.compare import compare_runs
+    from obliviate.reports.rundir import create_run_dir
+
+    def action(_: None) -> None:
+        missing = [str(r) for r in runs if not (r / "metrics.json").is_file()]
+        if missing:
+            raise ObliviateError(f"not finished run directories (no metrics.json): {', '.join(missing)}")
+        table, figure = compare_runs(runs, create_run_dir(output_dir, "compare"))
+        console.print(table.read_text())
+        console.print(f"Wrote [bold]{table}[/] and {figure.name}")
+
+    _run(lambda: None, action)
+
+
 def _print_unlearning(metrics: dict[str, Any]) -> None:
     before, after = metrics["before"]["target"]["per_sample"], metrics["after"]["target"]["per_sample"]
     table = Table(title=f"{metrics['method'].upper()} on {metrics['model']}: per-sequence MA")

@@ -25,6 +25,7 @@ from obliviate.metrics.reference import ReferenceStats
 from obliviate.metrics.tokens import encode_windows
 from obliviate.models import LoadedModel, load_model
 from obliviate.models.loading import resolve_device, save_trained
+from obliviate.reports.html import write_html_report
 from obliviate.reports.rundir import RunLog, create_run_dir
 from obliviate.reports.unlearning import write_unlearning_report
 from obliviate.training.engine import Engine
@@ -93,6 +94,7 @@ def run_unlearning(cfg: UnlearnConfig) -> tuple[Path | None, dict[str, Any]]:
             run_dir, cfg, before=before, after=after, result=result, thresholds=thresholds,
             utility={"before": utility_before, "after": utility_after}, model_path=model_path,
         )  # fmt: skip
+        write_html_report(run_dir)
         log.info("wrote %s", run_dir)
         state.destroy_process_group()  # no-op in a single process
         return run_dir, metrics

@@ -14,6 +14,7 @@ from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
 from obliviate.models import LoadedModel, load_model
 from obliviate.models.generation import Sampling
 from obliviate.models.loading import resolve_device, save_trained
+from obliviate.reports.html import write_html_report
 from obliviate.reports.markdown import markdown_table
 from obliviate.reports.rundir import RunLog, create_run_dir
 from obliviate.training.engine import Engine
@@ -138,6 +139,7 @@ def run_unstar(cfg: UnstarConfig) -> tuple[Path, dict[str, Any]]:
         write_json_atomic(run_dir / "metrics.json", metrics)
         write_json_atomic(run_dir / "answers.json", {"before": before, "after": after})
         write_text_atomic(run_dir / "summary.md", unstar_summary(metrics))
+        write_html_report(run_dir)
         log.info("wrote %s", run_dir)
     return run_dir, metrics
 

@@ -1,0 +1,114 @@
+"""The audit report: guardrail verdicts on known inputs, and a real run's report.html rendered by headless
+Chromium (Debian's chromium; `scripts/test.sh` installs it when it can, else this test skips and says why)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import TRAINED_TEXTS, UNSEEN_TEXTS
+from obliviate.cli.main import app
+from obliviate.models import save_model
+from obliviate.reports.html import (
+    FAIL,
+    PASS,
+    WARN,
+    gibberish_verdict,
+    repeats_itself,
+    retention_verdicts,
+    utility_verdicts,
+    write_html_report,
+)
+
+
+def test_guardrail_verdicts_on_known_numbers():
+    utility = {"before": {"perplexity": 10.0, "piqa": {"accuracy": 0.70}, "arc": {"accuracy": 0.50}},
+               "after": {"perplexity": 40.0, "piqa": {"accuracy": 0.62}, "arc": {"accuracy": 0.49}}}  # fmt: skip
+    verdicts = {v.guardrail: v.verdict for v in utility_verdicts({"utility": utility})}
+    assert verdicts == {"utility collapse: perplexity": FAIL,  # 4x
+                        "utility collapse: piqa": WARN,  # 8 points
+                        "utility collapse: arc": PASS}  # fmt: skip
+    sets = {"forget": {"before": 1, "after": 0, "retained": 0.0, "n": 4},
+            "subject": {"before": 1.0, "after": 0.95, "retained": 0.95, "n": 20},
+            "object": {"before": 1.0, "after": 0.8, "retained": 0.8, "n": 5},
+            "unrelated": {"before": 1.0, "after": 0.5, "retained": 0.5, "n": 2}}  # fmt: skip
+    assert [(v.guardrail, v.verdict) for v in retention_verdicts({"sets": sets})] == [
+        ("retain regression: subject", PASS), ("retain regression: object", WARN),
+        ("retain regression: unrelated", FAIL)]  # fmt: skip
+    assert repeats_itself("The answer is Paris. The answer is Paris. The answer is Paris. The answer is Paris.")
+    assert not repeats_itself("The capital of France is Paris, a city on the Seine with many museums.")
+    replies = {"after": {"forget": {"items": [{"reply": "the answer is x " * 5}, {"reply": "Lyon."}]}}}
+    assert gibberish_verdict(replies)[0].verdict == FAIL  # 1 of 2
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("no Chromium on this machine (scripts/test.sh installs Debian's chromium when it runs as root)")
+
+
+@pytest.fixture(scope="module")
+def sga_run(memorizing_model, tmp_path_factory):
+    """A real `obliviate unlearn --method sga` run directory on the tiny memorizing model."""
+    root = tmp_path_factory.mktemp("report")
+    model_dir = save_model(memorizing_model, root / "memorized")
+    for name, texts in (("forget", TRAINED_TEXTS), ("ref", UNSEEN_TEXTS)):
+        (root / f"{name}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    out = root / "runs"
+    args = ["unlearn", str(root / "forget.jsonl"), "--reference", str(root / "ref.jsonl"), "--model", str(model_dir),
+            "--method", "sga", "--learning-rate", "2e-3", "--max-tokens", "48", "--neighbours", "2", "--no-save-model",
+            "--output-dir", str(out), "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (run,) = out.iterdir()
+    return run
+
+
+def test_report_html_renders_in_headless_chromium_with_its_plots(sga_run, tmp_path):
+    run = sga_run
+    page = run / "report.html"
+    assert page.is_file() and (run / "report.md").is_file()
+    assert "## Guardrails" in (run / "report.md").read_text()
+    assert write_html_report(run) == page  # rewriting is atomic and idempotent
+    browser = _chromium()
+    profile = tmp_path / "profile"
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    images = int(re.search(r'data-images="(\d+)"', body).group(1))
+    decoded = int(re.search(r'data-images-decoded="(\d+)"', body).group(1))
+    assert images >= 3 and decoded == images  # histogram, trace and ROC plots all decoded by the browser
+    assert "<table>" in dom and "c(D_f) calibrated, high side" in dom and "Guardrails" in dom
+
+
+def test_compare_collects_runs_into_one_table_and_figure(sga_run, tmp_path):
+    unstar = tmp_path / "unlearn-unstar-x"
+    unstar.mkdir()
+    sets = {name: {"before": 1.0, "after": after, "retained": after, "n": 3}
+            for name, after in (("forget", 0.0), ("subject", 1.0), ("object", 0.5), ("unrelated", 1.0))}  # fmt: skip
+    (unstar / "metrics.json").write_text(json.dumps({"method": "unstar", "steps": 12, "sets": sets,
+                                                     "seconds_unlearning": 3.5}))  # fmt: skip
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(app, ["compare", str(sga_run), str(unstar), "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    (made,) = out.iterdir()
+    table = (made / "comparison.md").read_text()
+    assert (made / "comparison.png").stat().st_size > 1000
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert {"method", "c(D_f) high after", "forget MA after", "object acc. after"} <= set(header)
+    sga, uns = ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:4])
+    assert sga[header.index("method")] == "sga" and sga[header.index("c(D_f) high after")] == "0"
+    assert uns[header.index("object acc. after")] == "0.5" and uns[header.index("forget MA after")] == "-"
+    bad = CliRunner().invoke(app, ["compare", str(tmp_path / "nothing"), "--output-dir", str(out)])
+    assert bad.exit_code == 2 and "no metrics.json" in bad.output
