@@ -204,6 +204,9 @@ class UnstarConfig(_Strict):
     train_on_prompt: bool = Field(False, description="count the question tokens in the loss (authors did)")
     antisamples: str | None = Field(None, description="train from this anti-sample JSONL instead of generating")
     relearn_steps: int = Field(5, ge=0, description="relearning check: steps on half the held-out paraphrases")
+    quantization_bits: list[int] = Field(
+        default_factory=lambda: [8, 4], description="quantization attack: bit widths to re-ask at ([] disables)"
+    )
     training: AntiSampleTrainingConfig = Field(default_factory=AntiSampleTrainingConfig)
     seed: int = 0
     save_model: bool = True

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from obliviate import __version__
+from obliviate.attacks.quantization import quantized_copy
 from obliviate.config import UnstarConfig
 from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
 from obliviate.models import LoadedModel, load_model
@@ -22,7 +23,7 @@ from obliviate.training.sft import sft
 from obliviate.unstar.antisamples import backend_shares, read_antisamples, write_antisamples
 from obliviate.unstar.associations import QA, AssociationSet, resolve_associations, resolve_qa
 from obliviate.unstar.backends import Backend, ChatBackend, LocalChatModel, OpenAIChatModel, TemplateBackend
-from obliviate.unstar.evaluation import relearning_check, targeted_evaluation
+from obliviate.unstar.evaluation import answer_accuracy, relearning_check, targeted_evaluation
 from obliviate.unstar.judge import AnyJudge, build_judge
 from obliviate.unstar.pipeline import UnstarPipeline, UnstarResult, UnstarSettings
 
@@ -133,9 +134,12 @@ def run_unstar(cfg: UnstarConfig) -> tuple[Path, dict[str, Any]]:
         if cfg.relearn_steps:
             relearn = relearning_check(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
                                        cfg.training, steps=cfg.relearn_steps)  # fmt: skip
+        quantized = quantization_attack(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
+                                        cfg.quantization_bits)  # fmt: skip
         model_path = save_trained(trained, run_dir) if cfg.save_model else None
         metrics = _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds,
                            time.perf_counter() - started)  # fmt: skip
+        metrics["quantization_attack"] = quantized
         write_json_atomic(run_dir / "metrics.json", metrics)
         write_json_atomic(run_dir / "answers.json", {"before": before, "after": after})
         write_text_atomic(run_dir / "summary.md", unstar_summary(metrics))
@@ -182,6 +186,17 @@ def generate_antisamples(cfg: UnstarConfig, out: str | Path | None = None) -> tu
     return path, summary
 
 
+def quantization_attack(model, tokenizer, associations, judge, bits: list[int]) -> dict[str, float]:
+    """Held-out forget accuracy of round-to-nearest quantized copies of the unlearned model (per bit width)."""
+    heldout = [QA(q, a.answer) for a in associations for q in a.heldout]
+    out = {}
+    for b in bits:
+        accuracy, _ = answer_accuracy(quantized_copy(model, b), tokenizer, heldout, judge)
+        out[str(b)] = accuracy
+        log.info("quantization attack: %d-bit held-out forget accuracy %.3f", b, accuracy)
+    return out
+
+
 def _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds, seconds) -> dict[str, Any]:
     sets = {}
     for name in SETS:
@@ -225,6 +240,12 @@ def unstar_summary(metrics: dict[str, Any]) -> str:
                        *(f"{r['accuracy'][k]:.3f}" for k in SETS), f"{r['elapsed']:.0f}"] for r in traced]  # fmt: skip
         lines += ["## After each round", "",
                   markdown_table(["round", "trained on", "steps", *SETS, "elapsed s"], round_rows), ""]  # fmt: skip
+    if metrics.get("quantization_attack"):
+        q = metrics["quantization_attack"]
+        lines += ["## Quantization attack", "",
+                  "Held-out forget accuracy of the unlearned model with its linear weights rounded to fewer bits: "
+                  + ", ".join(f"{b}-bit {v:.3f}" for b, v in q.items())
+                  + f" (unquantized {metrics['sets']['forget']['after']:.3f}).", ""]  # fmt: skip
     if relearn and "skipped" in relearn:
         lines += ["## Relearning check", "", relearn["skipped"], ""]
     elif relearn:
