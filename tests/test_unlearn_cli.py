@@ -59,6 +59,8 @@ def test_unlearn_sga_writes_model_metrics_trace_and_report(files, tmp_path):
         "t0", "t1", "t2", "t3"
     }  # fmt: skip
     assert metrics["utility"]["before"]["toy"]["n"] == 2 and "perplexity" in metrics["utility"]["after"]
+    fluency = metrics["utility"]["after"]["fluency"]  # greedy continuations of the never-seen texts
+    assert fluency["n"] >= 1 and 0 < fluency["distinct_2"] <= 1 and 0 <= fluency["repeating_share"] <= 1
     trace = [json.loads(line) for line in (run / "trace.jsonl").read_text().splitlines()]
     assert len(trace) == metrics["steps"] + 1 and "forget_nll" in trace[0]["terms"]
     assert "MA before" in result.output

@@ -111,6 +111,7 @@ class UtilityConfig(_Strict):
     limit: int | None = Field(200, ge=1, description="items per benchmark (a fixed seeded subset)")
     batch_size: int = Field(16, ge=1)
     perplexity: bool = Field(True, description="perplexity on the reference (never-seen) text")
+    fluency_prompts: int = Field(8, ge=0, description="greedy continuations of never-seen text for fluency (0: off)")
     before: bool = Field(True, description="also evaluate the model before unlearning")
     seed: int = 0
 

@@ -414,6 +414,11 @@ def _print_unlearning(metrics: dict[str, Any]) -> None:
         f"MIAU best AUC after {metrics['after']['miau_best']['auc']:.4f} ({metrics['after']['miau_best']['score']})"
     )
     for key, value in (metrics["utility"].get("after") or {}).items():
+        if key == "fluency":
+            if value.get("n"):
+                console.print(f"utility fluency: distinct-2 {value['distinct_2']:.3f}, "
+                              f"{value['repeating_share']:.0%} of continuations repeating")  # fmt: skip
+            continue
         shown = value["accuracy"] if isinstance(value, dict) else value
         console.print(f"utility {key}: {shown:.4f}")
 

@@ -130,6 +130,25 @@ def perplexity(loaded: LoadedModel, windows: list[list[int]], batch_size: int = 
     return math.exp(total / count)
 
 
+def fluency(loaded: LoadedModel, windows: list[list[int]], prompts: int = 8, prompt_tokens: int = 32,
+            new_tokens: int = 48) -> dict[str, Any]:  # fmt: skip
+    """Greedy continuations of the first ``prompt_tokens`` tokens of ``prompts`` never-seen texts: distinct-2
+    (unique word bigrams / bigrams, pooled) and the share of continuations that repeat themselves."""
+    from obliviate.models.generation import Sampling, generate
+    from obliviate.reports.html import repeats_itself
+
+    chosen = [w[:prompt_tokens] for w in windows if len(w) > prompt_tokens][:prompts]
+    if not chosen:
+        return {"n": 0}
+    texts = loaded.tokenizer.batch_decode(chosen, skip_special_tokens=True)
+    replies = [r[0] for r in generate(loaded.model, loaded.tokenizer, texts, Sampling(max_new_tokens=new_tokens))]
+    bigrams = [b for r in replies for b in zip(r.lower().split(), r.lower().split()[1:])]
+    return {
+        "distinct_2": len(set(bigrams)) / len(bigrams) if bigrams else 0.0,
+        "repeating_share": sum(repeats_itself(r) for r in replies) / len(replies), "n": len(replies),
+    }  # fmt: skip
+
+
 def evaluate_utility(
     loaded: LoadedModel, cfg: UtilityConfig, text_windows: list[list[int]] | None = None, *, progress: bool = False
 ) -> dict[str, Any]:
@@ -137,6 +156,8 @@ def evaluate_utility(
     out: dict[str, Any] = {}
     if cfg.perplexity and text_windows:
         out["perplexity"] = perplexity(loaded, text_windows, cfg.batch_size)
+    if cfg.fluency_prompts and text_windows:
+        out["fluency"] = fluency(loaded, text_windows, cfg.fluency_prompts)
     if cfg.data_dir is None:
         if cfg.benchmarks:
             log.info("utility: no utility.data_dir given, zero-shot benchmarks skipped")

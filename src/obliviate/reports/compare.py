@@ -32,7 +32,10 @@ def headline(run_dir: Path) -> dict[str, Any]:
         if m.get("miau"):
             row["MIAU best AUC"] = max(s["auc"] for s in m["miau"].values())
         for key, value in ((m.get("utility") or {}).get("after") or {}).items():
-            row[key] = value["accuracy"] if isinstance(value, dict) else value
+            if key == "fluency":
+                row["distinct-2"] = value.get("distinct_2")
+            else:
+                row[key] = value["accuracy"] if isinstance(value, dict) else value
         row["unlearning s"] = m.get("seconds_unlearning")
     if "sets" in m:  # UnSTAR
         for name, s in m["sets"].items():

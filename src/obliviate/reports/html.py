@@ -48,7 +48,13 @@ def utility_verdicts(metrics: dict[str, Any]) -> list[Verdict]:
         old = before.get(key)
         if old is None:
             continue
-        if isinstance(value, dict) and "accuracy" in value:
+        if key == "fluency" and value.get("n"):
+            share = value["repeating_share"]
+            detail = (f"{share:.0%} of {value['n']} continuations repeat themselves (before "
+                      f"{old.get('repeating_share', 0):.0%}); distinct-2 {old.get('distinct_2', 0):.2f} -> "
+                      f"{value['distinct_2']:.2f}")  # fmt: skip
+            out.append(Verdict("gibberish: never-seen text continuations", _grade(share, 0.1, 0.3), detail))
+        elif isinstance(value, dict) and "accuracy" in value:
             drop = 100 * (old["accuracy"] - value["accuracy"])
             detail = f"accuracy {old['accuracy']:.3f} -> {value['accuracy']:.3f} ({drop:+.1f} points lost)"
             out.append(Verdict(f"utility collapse: {key}", _grade(drop, 5, 15), detail))

@@ -59,8 +59,10 @@ def _row(name: str, before: Any, after: Any) -> list[Any]:
 
 
 def _headline(value: Any) -> Any:
-    """A utility entry's headline number: a benchmark's accuracy, or the value itself (perplexity)."""
-    return value["accuracy"] if isinstance(value, dict) else value
+    """A utility entry's headline: a benchmark's accuracy, fluency's two numbers, or the value (perplexity)."""
+    if isinstance(value, dict) and "repeating_share" in value:
+        return f"distinct-2 {value['distinct_2']:.3f}, {value['repeating_share']:.0%} repeating"
+    return value["accuracy"] if isinstance(value, dict) and "accuracy" in value else value
 
 
 def write_unlearning_report(run_dir: Path, cfg: UnlearnConfig, **parts: Any) -> dict[str, Any]:
