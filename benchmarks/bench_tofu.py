@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
 from pathlib import Path
 
@@ -49,7 +50,17 @@ def _finetuned(args, name: str, pairs) -> LoadedModel:
           f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
     trained = LoadedModel(engine.unwrapped, loaded.tokenizer, loaded.spec)
     save_model(trained, path)
+    facts = {"steps": len(losses), "seconds": time.perf_counter() - started, "final_loss": float(np.mean(losses[-10:]))}
+    (path / "finetune.json").write_text(json.dumps(facts))
     return trained
+
+
+def _finetune_facts(args, name: str) -> str:
+    path = Path(args.output_dir) / name / "finetune.json"
+    if not path.is_file():
+        return f"{name}: ?"
+    f = json.loads(path.read_text())
+    return f"{name} {f['steps']} steps, {f['seconds']:.0f} s, final loss {f['final_loss']:.3f}"
 
 
 def _forget_probability(model, tok, pairs) -> float:
@@ -117,6 +128,12 @@ def main() -> None:
         rows.append(_row(LABELS.get(name, name), evaluation, retain_eval, len(log),
                          f"{recovery:.2f} ({p_unlearned:.3f} → {p_relearned:.3f})",
                          f"{unlearning:.0f} / {seconds:.0f}"))  # fmt: skip
+        _write(args, data, rows, relearn_on, relearn_test, p_full, started, final=False)
+    _write(args, data, rows, relearn_on, relearn_test, p_full, started, final=True)
+
+
+def _write(args, data, rows, relearn_on, relearn_test, p_full, started, final: bool) -> None:
+    """(Re)write benchmarks/results/tofu.md with the rows so far (after every method, so a cut run keeps them)."""
     headers = ["model", "forget quality (KS p)", "model utility", "forget truth ratio (mean R)",
                "forget TR score min(R,1/R)", "forget prob.", "forget ROUGE-L", "relearning recovery (prob.)",
                "steps", "wall s (unlearn / with eval)"]  # fmt: skip
@@ -135,9 +152,11 @@ def main() -> None:
         "towards TOFU's first perturbed answer (the dataset backend's wrong answer, a whole misleading sentence), "
         "not the self-taught loop. Forget quality is the KS p-value against the retain-only model (higher is "
         f"better); the forget TR score is TOFU's min(R, 1/R). Whole run: {time.perf_counter() - started:.0f} s "
-        "(fine-tuned models reused when cached).\n\n" + table
+        f"(fine-tuned models reused when cached; fine-tuning: {_finetune_facts(args, 'full')}; "
+        f"{_finetune_facts(args, 'retain')}){'' if final else '; still running'}.\n\n" + table
     )
-    print(body)
+    if final:
+        print(body)
     print("wrote", write_result("tofu", "TOFU-mini: QA unlearning baselines and UnSTAR against the retain-only model",
                                 body))  # fmt: skip
 
