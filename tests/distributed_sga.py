@@ -4,6 +4,7 @@ usage: distributed_sga.py MODEL_DIR FORGET REFERENCE OUT_DIR"""
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from obliviate.unlearning.run import run_unlearning
 
 
 def main() -> None:
+    faulthandler.dump_traceback_later(240, exit=True)  # a hang shows where it is (the test waits 300 s)
     model_dir, forget, reference, out_dir = sys.argv[1:5]
     out = Path(out_dir)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))

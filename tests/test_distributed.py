@@ -33,11 +33,20 @@ def _jsonl(path: Path, texts: list[str], prefix: str) -> Path:
 
 def _launch(command: list[str], out: Path) -> list[dict]:
     path = os.pathsep.join(p for p in (str(SCRIPT.parent), os.environ.get("PYTHONPATH", "")) if p)
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": path}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    # gloo connects the ranks through the address the host name resolves to; on a machine whose host name does
+    # not resolve to loopback that address can be unreachable and the group hangs, so pin gloo to loopback
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": path, "GLOO_SOCKET_IFNAME": "lo"}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    except subprocess.TimeoutExpired as hung:  # the script dumps every thread's stack before this fires
+        pytest.fail(f"hung: {command}\n{_text(hung.stdout)[-3000:]}\n{_text(hung.stderr)[-6000:]}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run_dir = Path((out / "run_dir.txt").read_text())
     return [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()]
+
+
+def _text(data: bytes | str | None) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
 
 
 @pytest.fixture(scope="module")

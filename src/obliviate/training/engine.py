@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 
@@ -27,6 +28,19 @@ from obliviate.metrics.scoring import score_windows
 from obliviate.metrics.tokens import right_pad
 
 log = logging.getLogger("obliviate")
+
+
+def leave_process_group(state) -> None:
+    """Destroy the process group of an ``accelerate.PartialState`` (a no-op in a single process).
+
+    gloo's worker threads free a finished collective's tensors themselves, which takes the GIL; the thread that
+    drops the group's last reference joins those workers while holding the GIL. If a worker is still freeing
+    the last barrier's tensors at that moment, both wait forever (seen in about one of ten two-process runs).
+    Sleeping first releases the GIL, so the workers finish before the group (and the DDP reducer that holds
+    it) goes away."""
+    if state.num_processes > 1:
+        time.sleep(0.5)
+    state.destroy_process_group()
 
 
 class TrainingDiverged(ObliviateError):

@@ -28,7 +28,7 @@ from obliviate.models.loading import resolve_device, save_trained
 from obliviate.reports.html import write_html_report
 from obliviate.reports.rundir import RunLog, create_run_dir
 from obliviate.reports.unlearning import write_unlearning_report
-from obliviate.training.engine import Engine
+from obliviate.training.engine import Engine, leave_process_group
 from obliviate.unlearning.loop import UnlearningLoop, read_checkpoint_state
 
 log = logging.getLogger("obliviate")
@@ -82,7 +82,7 @@ def run_unlearning(cfg: UnlearnConfig) -> tuple[Path | None, dict[str, Any]]:
         result_model = method.result(engine)
         engine.accelerator.wait_for_everyone()
         if not state.is_main_process:
-            state.destroy_process_group()  # leave cleanly (an undestroyed gloo group can abort at exit)
+            leave_process_group(state)  # leave cleanly (an undestroyed gloo group can abort at exit)
             return None, {}
 
         unlearned = LoadedModel(result_model, loaded.tokenizer, loaded.spec)
@@ -96,7 +96,7 @@ def run_unlearning(cfg: UnlearnConfig) -> tuple[Path | None, dict[str, Any]]:
         )  # fmt: skip
         write_html_report(run_dir)
         log.info("wrote %s", run_dir)
-        state.destroy_process_group()  # no-op in a single process
+        leave_process_group(state)
         return run_dir, metrics
 
 
