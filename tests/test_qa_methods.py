@@ -94,14 +94,20 @@ def test_unlearn_qa_loop_runs_epochs_with_retain_and_alternative_batches(knowing
     forget = encode_qa(loaded.tokenizer, FORGET, engine.device)
     with torch.no_grad():
         before = answer_nll(engine.unwrapped, forget).mean().item()
-    wrong = ["The answer is Lyon."] * len(FORGET)
+    wrong = [[(q, "The answer is Lyon."), (q + " Really?", "It is Lyon.")] for q, _ in FORGET]
+    seen: list[int] = []
     log = unlearn_qa(engine, loaded.tokenizer, AntiSampleNLL(), FORGET, RETAIN, alternatives=wrong, epochs=3,
-                     batch_size=2, progress=False)  # fmt: skip
-    assert len(log) == 3 * 2 and [r["epoch"] for r in log] == [0, 0, 1, 1, 2, 2]
+                     batch_size=2, progress=False, after_epoch=lambda e: seen.append(e) or {"probe": e})  # fmt: skip
+    steps = [r for r in log if "loss" in r]
+    assert len(steps) == 3 * 2 and [r["epoch"] for r in steps] == [0, 0, 1, 1, 2, 2]
+    assert seen == [0, 1, 2]
+    assert [(r["epoch"], r["step"], r["probe"]) for r in log if "probe" in r] == [(0, 2, 0), (1, 4, 1), (2, 6, 2)]
     with torch.no_grad():
         assert answer_nll(engine.unwrapped, forget).mean().item() > before + 0.1
-    with pytest.raises(ValueError, match="alternative answers"):
+    with pytest.raises(ValueError, match="alternative lists"):
         unlearn_qa(engine, loaded.tokenizer, AntiSampleNLL(), FORGET, RETAIN, alternatives=wrong[:1])
+    with pytest.raises(ValueError, match="at least one alternative"):
+        unlearn_qa(engine, loaded.tokenizer, AntiSampleNLL(), FORGET, RETAIN, alternatives=[[]] * len(FORGET))
     with pytest.raises(ValueError, match="nothing to forget"):
         unlearn_qa(engine, loaded.tokenizer, AntiSampleNLL(), [], RETAIN)
 

@@ -223,6 +223,34 @@ class UnstarConfig(_Strict):
         return self
 
 
+TOFU_METHODS = ("ga", "graddiff", "graddiff_kl", "npo", "simnpo", "idknll", "idkdpo", "rmu", "unstar")
+
+
+class TofuConfig(_Strict):
+    """``obliviate tofu``: fine-tune on a few TOFU authors, unlearn the forget split, evaluate the field's way."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: Literal[TOFU_METHODS] = Field("npo", description=" | ".join(TOFU_METHODS))  # type: ignore[valid-type]
+    tofu: str | None = Field(None, description="TOFU folder of JSON(L) splits (None: the hub, when online)")
+    forget_split: Literal["forget01", "forget05", "forget10"] = "forget01"
+    retain_authors: int = Field(2, ge=1, le=19, description="first N TOFU authors trained besides the forget ones")
+    eval_limit: int | None = Field(10, ge=1, description="real-author and world-fact evaluation items")
+    retain_eval_limit: int | None = Field(20, ge=1, description="retain evaluation items")
+    models_dir: str | None = Field(None, description="cache of the fine-tuned models [OUTPUT_DIR/tofu-models]")
+    finetune_epochs: int = Field(5, ge=1)
+    finetune_learning_rate: float = Field(2e-4, gt=0)
+    epochs: int = Field(3, ge=1, description="unlearning epochs over the forget split")
+    learning_rate: float = Field(2e-5, gt=0, description="unlearning Adam learning rate")
+    batch_size: int = Field(8, ge=1, description="forget pairs per step (with as many retain pairs)")
+    rmu_layer: int = Field(10, ge=1, description="RMU: hidden layer whose activations are steered")
+    relearn_steps: int = Field(5, ge=0, description="relearning attack: SFT steps on half the forget pairs")
+    quantization_bits: list[int] = Field(default_factory=lambda: [8, 4], description="quantization attack")
+    seed: int = 0
+    save_model: bool = Field(False, description="save the unlearned model into the run directory")
+    output_dir: str = "runs"
+    progress: bool = True
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:
     """Build ``cls`` from a YAML file (optional) and dotted overrides such as ``{"scoring.el_n": [5]}``."""
     data: dict[str, Any] = {}

@@ -13,7 +13,15 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from obliviate import __version__
-from obliviate.config import MemorizationRunConfig, TestbedConfig, UnlearnConfig, UnstarConfig, load_config
+from obliviate.config import (
+    TOFU_METHODS,
+    MemorizationRunConfig,
+    TestbedConfig,
+    TofuConfig,
+    UnlearnConfig,
+    UnstarConfig,
+    load_config,
+)
 from obliviate.errors import ObliviateError
 
 app = typer.Typer(
@@ -43,6 +51,7 @@ def _setup_logging(verbose: bool) -> None:
     if not any(isinstance(h, RichHandler) for h in logger.handlers):
         logger.addHandler(RichHandler(console=console, show_path=False, show_time=False))
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False  # a library that configures the root logger (absl, via rouge-score) would echo it
 
 
 def _run(build, action):
@@ -376,6 +385,54 @@ def antisamples(
         console.print(f"\nWrote [bold]{path}[/]" + (f" and {out}" if out else ""))
 
     _run(lambda: load_config(UnstarConfig, config, overrides), action)
+
+
+@app.command()
+def tofu(
+    method: Annotated[str | None, typer.Option(help=" | ".join(TOFU_METHODS) + " [npo]")] = None,
+    tofu_dir: Annotated[str | None, typer.Option("--tofu", help="TOFU folder of JSON(L) splits [the hub]")] = None,
+    forget_split: Annotated[str | None, typer.Option(help="forget01 | forget05 | forget10 [forget01]")] = None,
+    retain_authors: Annotated[int | None, typer.Option(help="authors trained besides the forget ones [2]")] = None,
+    epochs: Annotated[int | None, typer.Option(help="unlearning epochs [3]")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="unlearning Adam learning rate [2e-5]")] = None,
+    eval_limit: Annotated[int | None, typer.Option(help="real-author / world-fact evaluation items [10]")] = None,
+    models_dir: Annotated[str | None, typer.Option(help="cache of fine-tuned models [OUTPUT_DIR/tofu-models]")] = None,
+    save_model: Annotated[bool | None, typer.Option("--save-model", help="save the unlearned model")] = None,
+    config: ConfigOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    trust_remote_code: RemoteOpt = None,
+    seed: SeedOpt = None,
+    output_dir: OutOpt = None,
+    no_progress: QuietOpt = False,
+) -> None:
+    """TOFU-mini: fine-tune on a few TOFU authors (cached), unlearn the forget split with one QA method, report
+    forget quality, model utility, the trade-off per epoch and the attacks (report.html)."""
+    from obliviate.tofu.run import run_tofu
+
+    overrides = {
+        "method": method, "tofu": tofu_dir, "forget_split": forget_split, "retain_authors": retain_authors,
+        "epochs": epochs, "learning_rate": learning_rate, "eval_limit": eval_limit, "models_dir": models_dir,
+        "save_model": save_model, "seed": seed, "output_dir": output_dir,
+        "progress": False if no_progress else None, **_model_overrides(model, device, dtype, trust_remote_code),
+    }  # fmt: skip
+
+    def action(cfg: TofuConfig) -> None:
+        run_dir, metrics = run_tofu(cfg)
+        table = Table(title=f"TOFU-mini: {cfg.method} ({metrics['steps']} steps, {metrics['seconds']:.0f} s)")
+        columns = {"forget_quality": "forget quality", "model_utility": "model utility",
+                   "forget_truth_ratio_mean": "forget TR", "forget_probability": "forget prob.",
+                   "retain_probability": "retain prob."}  # fmt: skip
+        table.add_column("model")
+        for label in columns.values():
+            table.add_column(label, justify="right")
+        for name, row in metrics["models"].items():
+            table.add_row(name, *(f"{row[key]:.3g}" for key in columns))
+        console.print(table)
+        console.print(f"\nRun directory: [bold]{run_dir}[/] (report.html, summary.md, metrics.json)")
+
+    _run(lambda: load_config(TofuConfig, config, overrides), action)
 
 
 @app.command()

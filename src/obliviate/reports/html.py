@@ -1,10 +1,11 @@
 """The audit report of a run directory: one static HTML page (and ``report.md``) with the run's summary tables,
 its plots embedded (the page is a single file that can be mailed or archived), and guardrail verdicts:
 
-- utility collapse: held-out perplexity up more than 1.5x (warn) / 3x (fail), or a zero-shot accuracy down more
-  than 5 (warn) / 15 (fail) points;
-- retain regression (UnSTAR): a retention set below 90% (warn) / 70% (fail) of its accuracy before;
-- gibberish (UnSTAR): share of replies that repeat themselves (fewer than half their word trigrams distinct)
+- utility collapse: held-out perplexity up more than 1.5x (warn) / 3x (fail), a zero-shot accuracy down more
+  than 5 (warn) / 15 (fail) points, or TOFU's model utility down more than 10% (warn) / 30% (fail);
+- retain regression (UnSTAR, TOFU): a retention set below 90% (warn) / 70% (fail) of its accuracy (TOFU: answer
+  probability) before;
+- gibberish (UnSTAR, TOFU): share of replies that repeat themselves (fewer than half their word trigrams distinct)
   above 10% (warn) / 30% (fail).
 """
 
@@ -58,6 +59,10 @@ def utility_verdicts(metrics: dict[str, Any]) -> list[Verdict]:
             drop = 100 * (old["accuracy"] - value["accuracy"])
             detail = f"accuracy {old['accuracy']:.3f} -> {value['accuracy']:.3f} ({drop:+.1f} points lost)"
             out.append(Verdict(f"utility collapse: {key}", _grade(drop, 5, 15), detail))
+        elif key == "model_utility" and old:
+            drop = 1 - value / old
+            out.append(Verdict("utility collapse: TOFU model utility", _grade(drop, 0.1, 0.3),
+                               f"{old:.3f} -> {value:.3f} ({drop:+.0%} lost)"))  # fmt: skip
         elif isinstance(value, int | float) and "perplexity" in key:
             ratio = value / old if old else float("inf")
             out.append(Verdict(f"utility collapse: {key}", _grade(ratio, 1.5, 3.0),
@@ -72,7 +77,7 @@ def retention_verdicts(metrics: dict[str, Any]) -> list[Verdict]:
             continue
         grade = _grade(s["retained"], 0.9, 0.7, higher_is_worse=False)
         out.append(Verdict(f"retain regression: {name}", grade,
-                           f"accuracy {s['before']:.3f} -> {s['after']:.3f} ({s['retained']:.0%} kept)"))  # fmt: skip
+                           f"{s['before']:.3f} -> {s['after']:.3f} ({s['retained']:.0%} kept)"))  # fmt: skip
     return out
 
 

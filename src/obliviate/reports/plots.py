@@ -106,3 +106,43 @@ def plot_unlearning_trace(
     ax.set_title(title)
     ax.legend(loc="best", fontsize="small")
     return _save(fig, path)
+
+
+def plot_tradeoff(path: str | Path, steps: Sequence[int], series: Mapping[str, Sequence[float | None]], title: str,
+                  ylabel: str, forget: str | None = None) -> Path:  # fmt: skip
+    """Forget/retain trade-off over optimizer steps: one line per named series (None values are left out);
+    the ``forget`` series is drawn thick and red, the others are what should stay put."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, values in series.items():
+        points = [(s, v) for s, v in zip(steps, values, strict=True) if v is not None]
+        if not points:
+            continue
+        xs, ys = zip(*points, strict=True)
+        style = {"color": "tab:red", "linewidth": 2.2} if name == forget else {"linewidth": 1.4}
+        ax.plot(xs, ys, marker="o", markersize=3, label=name, **style)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    return _save(fig, path)
+
+
+def plot_value_histograms(path: str | Path, series: Mapping[str, Sequence[float]], title: str, xlabel: str,
+                          bins: int = 20, log_x: bool = False) -> Path:  # fmt: skip
+    """Overlaid histograms of several models' per-item values (e.g. TOFU truth ratios)."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    arrays = {k: np.asarray([v for v in values if np.isfinite(v) and (v > 0 or not log_x)], dtype=float)
+              for k, values in series.items()}  # fmt: skip
+    pooled = np.concatenate([a for a in arrays.values() if a.size]) if any(a.size for a in arrays.values()) else None
+    if pooled is not None:
+        lo, hi = float(pooled.min()), float(pooled.max())
+        edges = np.geomspace(lo, hi, bins + 1) if log_x and lo > 0 and hi > lo else np.linspace(lo, hi or 1.0, bins + 1)
+        for name, arr in arrays.items():
+            ax.hist(arr, bins=edges, alpha=0.45, label=f"{name} (n={arr.size})", edgecolor="none")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("items")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    return _save(fig, path)

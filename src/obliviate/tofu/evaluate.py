@@ -68,12 +68,13 @@ def _perturbed_nlls(model, tokenizer, items: Sequence[TofuItem], batch_size: int
     return answer_nlls(model, tokenizer, pairs, batch_size).reshape(len(items), k)
 
 
-def evaluate_split(
+def split_likelihoods(
     model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, items: Sequence[TofuItem], *, options: bool,
     batch_size: int = 16,
 ) -> dict[str, Any]:  # fmt: skip
-    """Probability, ROUGE-L recall and truth ratios on one split. ``options``: real authors / world facts
-    (probability normalised over the answer and its perturbations; the answer itself is the 'true' side)."""
+    """Answer probability and truth ratios on one split, from teacher-forced likelihoods only (no generation).
+    ``options``: real authors / world facts (probability normalised over the answer and its perturbations; the
+    answer itself is the 'true' side)."""
     answers = answer_nlls(model, tokenizer, [(x.question, x.answer) for x in items], batch_size)
     perturbed = _perturbed_nlls(model, tokenizer, items, batch_size)
     if options:
@@ -83,13 +84,18 @@ def evaluate_split(
         probability = answer_probability(answers)
         true_side = answer_nlls(model, tokenizer, [(x.question, x.paraphrased_answer or x.answer) for x in items],
                                 batch_size)  # fmt: skip
-    ratios = truth_ratios(true_side, perturbed)
+    return {"probability": probability, "truth_ratios": truth_ratios(true_side, perturbed).tolist(), "n": len(items)}
+
+
+def evaluate_split(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, items: Sequence[TofuItem], *, options: bool,
+    batch_size: int = 16,
+) -> dict[str, Any]:  # fmt: skip
+    """:func:`split_likelihoods` plus the ROUGE-L recall of greedy answers (and the answers themselves)."""
+    out = split_likelihoods(model, tokenizer, items, options=options, batch_size=batch_size)
     prompts = [chat_prompt(tokenizer, x.question) for x in items]
     replies = [r[0] for r in generate(model, tokenizer, prompts, GREEDY, batch_size=batch_size)]
-    return {
-        "probability": probability, "rouge_l_recall": rouge_l_recall(replies, [x.answer for x in items]),
-        "truth_ratios": ratios.tolist(), "n": len(items), "replies": replies,
-    }  # fmt: skip
+    return {**out, "rouge_l_recall": rouge_l_recall(replies, [x.answer for x in items]), "replies": replies}
 
 
 def evaluate_tofu(

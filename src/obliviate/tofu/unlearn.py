@@ -1,12 +1,13 @@
 """The QA unlearning loop shared by the baselines: epochs over the forget pairs in seeded shuffled batches,
-each step paired with a retain batch of the same size (cycled) and, for the methods that need one, the forget
-questions with their alternative answers ('I don't know', or UnSTAR's anti-samples)."""
+each step paired with a retain batch of the same size (cycled) and, for the methods that need one, an alternative
+(question, answer) pair per forget pair ('I don't know', or UnSTAR's anti-samples: several per pair, one per
+epoch in turn)."""
 
 from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -23,19 +24,28 @@ def unlearn_qa(
     forget: Sequence[tuple[str, str]],
     retain: Sequence[tuple[str, str]],
     *,
-    alternatives: Sequence[str] | None = None,
+    alternatives: Sequence[Sequence[tuple[str, str]]] | None = None,
     epochs: int = 5,
     batch_size: int = 8,
     seed: int = 0,
     progress: bool = True,
+    after_epoch: Callable[[int], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``method`` for ``epochs`` passes over ``forget``; returns the per-step log (loss, gradient norm).
-    ``alternatives[i]`` is the answer trained towards for ``forget[i]`` (default: 'I don't know' answers)."""
+
+    ``alternatives[i]`` lists the (question, answer) pairs trained towards for ``forget[i]``, used in turn, one
+    per epoch (default: the question with an 'I don't know' answer). ``after_epoch(epoch)``, when given, is
+    called after every epoch and what it returns is logged as a record ``{"epoch": e, "step": n, **returned}``
+    (the forget/retain trade-off over steps)."""
     if not forget:
         raise ValueError("nothing to forget")
-    alt = list(alternatives) if alternatives is not None else [a for _, a in idk_pairs([q for q, _ in forget], seed)]
+    if alternatives is None:
+        alternatives = [[pair] for pair in idk_pairs([q for q, _ in forget], seed)]
+    alt = [list(a) for a in alternatives]
     if len(alt) != len(forget):
-        raise ValueError(f"{len(alt)} alternative answers for {len(forget)} forget pairs")
+        raise ValueError(f"{len(alt)} alternative lists for {len(forget)} forget pairs")
+    if any(not a for a in alt):
+        raise ValueError("every forget pair needs at least one alternative (question, answer)")
     reference = None
     if method.needs_reference:
         reference = copy.deepcopy(engine.unwrapped).eval().requires_grad_(False)
@@ -58,10 +68,12 @@ def unlearn_qa(
                 cursor += len(rows)
                 batches[1] = encode_qa(tokenizer, [retain[i] for i in picked], device)
             if method.needs_idk:
-                batches[2] = encode_qa(tokenizer, [(forget[i][0], alt[i]) for i in rows], device)
+                batches[2] = encode_qa(tokenizer, [alt[i][epoch % len(alt[i])] for i in rows], device)
             record = engine.objective_step(lambda m, b=tuple(batches): method.loss(m, reference, *b))
             log.append({"epoch": epoch, **record})
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.3f}")
+        if after_epoch is not None:
+            log.append({"epoch": epoch, "step": sum("loss" in r for r in log), **after_epoch(epoch)})
     bar.close()
     return log

@@ -1,0 +1,367 @@
+"""``obliviate tofu``: one QA unlearning method on TOFU-mini, judged the field's way, in a run directory.
+
+1. Fine-tune the model on the first N TOFU authors plus the forget split's authors (the full model) and on the
+   N authors alone (the retain-only model); both are cached, with their TOFU evaluations, under ``models_dir``
+   and reused by later runs with the same recipe.
+2. Unlearn the forget split from a copy of the full model with the chosen method; after every epoch record the
+   forget/retain trade-off (answer probabilities, forget quality) from likelihoods alone.
+3. Evaluate the unlearned model (TOFU metrics, forget quality against the retain-only model, model utility),
+   run the attacks (relearning, paraphrase, quantization, membership) and write metrics.json, summary.md,
+   plots and report.html."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from obliviate import __version__
+from obliviate.config import AntiSampleTrainingConfig, TofuConfig
+from obliviate.errors import DataError
+from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
+from obliviate.methods.qa import QA_METHODS, RMU, AntiSampleNLL, GradDiff, QAMethod
+from obliviate.models import load_model
+from obliviate.models.loading import LoadedModel, save_model, save_trained
+from obliviate.reports.html import write_html_report
+from obliviate.reports.markdown import markdown_table
+from obliviate.reports.plots import plot_roc_curves, plot_tradeoff, plot_value_histograms
+from obliviate.reports.rundir import RunLog, create_run_dir
+from obliviate.tofu.attacks import (
+    forget_probability,
+    membership_attack,
+    paraphrase_attack,
+    quantization_attack,
+    relearning_attack,
+)
+from obliviate.tofu.data import TofuItem, load_split
+from obliviate.tofu.evaluate import evaluate_tofu, forget_quality_against, split_likelihoods
+from obliviate.tofu.metrics import forget_quality
+from obliviate.tofu.testbed import TofuMini, tofu_mini
+from obliviate.tofu.unlearn import unlearn_qa
+from obliviate.training.engine import Engine
+from obliviate.training.sft import sft
+
+log = logging.getLogger("obliviate")
+
+
+def build_qa_method(name: str, rmu_layer: int = 10) -> QAMethod:
+    """The method class for a ``TofuConfig.method`` name ('unstar' trains on TOFU's anti-samples)."""
+    if name == "graddiff_kl":
+        return GradDiff(retain_term="kl")
+    if name == "rmu":
+        return RMU(layer=rmu_layer)
+    if name == "unstar":
+        return AntiSampleNLL()
+    if name not in QA_METHODS:
+        raise DataError(f"unknown QA method {name!r}")
+    return QA_METHODS[name]()
+
+
+def tofu_antisamples(items: list[TofuItem]) -> list[list[tuple[str, str]]]:
+    """UnSTAR's anti-samples from TOFU's own fields (its dataset backend): per forget item, the question and its
+    paraphrase, each paired in turn with the perturbed answers - whole sentences that state a wrong fact about
+    the author - so that every epoch trains a different (question, wrong answer) pair."""
+    out = []
+    for x in items:
+        questions = [x.question] + ([x.paraphrased_question] if x.paraphrased_question else [])
+        wrong = list(x.perturbed_answers)
+        if not wrong:
+            raise DataError(f"TOFU item without perturbed answers: {x.question!r}")
+        count = max(len(wrong), len(questions))
+        out.append([(questions[k % len(questions)], wrong[k % len(wrong)]) for k in range(count)])
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")[-40:] or "model"
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=float))
+
+
+@dataclass
+class TofuModels:
+    full: LoadedModel
+    retain: LoadedModel
+    full_eval: dict[str, Any]
+    retain_eval: dict[str, Any]
+    full_paraphrase: dict[str, Any]
+    folder: Path
+
+
+def finetune_cached(cfg: TofuConfig, folder: Path, pairs: list[tuple[str, str]], name: str) -> LoadedModel:
+    """The model fine-tuned on ``pairs`` (TOFU's recipe: SFT on the answers), from ``folder/name`` when it is
+    there, else trained from ``cfg.model`` and saved there (safetensors) with a finetune.json of facts."""
+    path = folder / name
+    device, dtype = cfg.model.device, cfg.model.dtype
+    if (path / "finetune.json").is_file():
+        log.info("reusing the fine-tuned %s model in %s", name, path)
+        return load_model(str(path), device=device, dtype=dtype)
+    loaded = load_model(cfg.model.model, device=device, dtype=dtype, trust_remote_code=cfg.model.trust_remote_code)
+    engine = Engine(loaded.model, loaded.tokenizer.pad_token_id,
+                    AntiSampleTrainingConfig(learning_rate=cfg.finetune_learning_rate, seed=cfg.seed))  # fmt: skip
+    started = time.perf_counter()
+    losses = sft(engine, loaded.tokenizer, pairs, passes=cfg.finetune_epochs, batch_size=8, seed=cfg.seed,
+                 progress=cfg.progress, desc=f"fine-tune {name}")  # fmt: skip
+    trained = LoadedModel(engine.unwrapped, loaded.tokenizer, loaded.spec)
+    save_model(trained, path)
+    facts = {"pairs": len(pairs), "steps": len(losses), "seconds": time.perf_counter() - started,
+             "final_loss": float(np.mean(losses[-10:]))}  # fmt: skip
+    write_json_atomic(path / "finetune.json", facts)  # written last: marks the folder complete
+    log.info("fine-tuned %s: %d steps, final loss %.3f, %.0f s", name, facts["steps"], facts["final_loss"],
+             facts["seconds"])  # fmt: skip
+    return trained
+
+
+def _cached(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``compute()`` once per cached model: read back from ``path`` when there, else computed and saved."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = _jsonable(compute())
+    write_json_atomic(path, value)
+    return value
+
+
+def testbed_models(cfg: TofuConfig, data: TofuMini) -> TofuModels:
+    """The full and retain-only models and their evaluations, trained or read from the cache."""
+    recipe = (f"{_slug(cfg.model.model)}-{cfg.forget_split}-{cfg.retain_authors}authors-{cfg.finetune_epochs}ep-"
+              f"lr{cfg.finetune_learning_rate:g}-seed{cfg.seed}")  # fmt: skip
+    folder = Path(cfg.models_dir or Path(cfg.output_dir) / "tofu-models") / recipe
+    full = finetune_cached(cfg, folder, data.full_pairs, "full")
+    retain = finetune_cached(cfg, folder, data.retain_pairs, "retain")
+    limits = f"eval-{cfg.eval_limit}-{cfg.retain_eval_limit}.json"
+    evaluations = [_cached(folder / name / limits, lambda m=m: evaluate_tofu(m.model, m.tokenizer, data.eval_sets))
+                   for name, m in (("full", full), ("retain", retain))]  # fmt: skip
+    paraphrase = _cached(folder / "full" / "paraphrase.json",
+                         lambda: paraphrase_attack(full.model, full.tokenizer, data.forget))  # fmt: skip
+    return TofuModels(full, retain, *evaluations, paraphrase, folder)
+
+
+def _holdout(cfg: TofuConfig, data: TofuMini) -> list[TofuItem]:
+    """Never-trained authors' QA (TOFU's holdout split matching the forget split's size): membership's
+    non-members. Empty (with a warning) when the split is missing."""
+    try:
+        items = load_split(cfg.forget_split.replace("forget", "holdout"), cfg.tofu)
+    except DataError as exc:
+        log.warning("membership attack skipped: %s", exc)
+        return []
+    trained = {q for q, _ in data.full_pairs}
+    return [x for x in items if x.question not in trained]
+
+
+def _model_row(evaluation: dict[str, Any], retain_eval: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "forget_quality": forget_quality_against(evaluation, retain_eval),
+        "model_utility": evaluation["model_utility"],
+        "forget_truth_ratio_score": evaluation["forget_truth_ratio"],
+        "forget_truth_ratio_mean": float(np.mean(evaluation["forget"]["truth_ratios"])),
+        "forget_probability": evaluation["forget"]["probability"],
+        "forget_rouge_l_recall": evaluation["forget"]["rouge_l_recall"],
+        "retain_probability": evaluation["retain"]["probability"],
+        "retain_rouge_l_recall": evaluation["retain"]["rouge_l_recall"],
+    }
+
+
+def _probe(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, data: TofuMini,
+           retain_eval: dict[str, Any]) -> dict[str, float]:  # fmt: skip
+    """The trade-off point of a model, from likelihoods only: forget answer probability and forget quality,
+    retain answer probability."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        forget = split_likelihoods(model, tokenizer, data.eval_sets.forget, options=False)
+        retain = split_likelihoods(model, tokenizer, data.eval_sets.retain, options=False)
+    model.train(was_training)
+    return {"forget_probability": float(forget["probability"]),
+            "forget_quality": forget_quality(forget["truth_ratios"], retain_eval["forget"]["truth_ratios"]),
+            "retain_probability": float(retain["probability"])}  # fmt: skip
+
+
+def run_tofu(cfg: TofuConfig) -> tuple[Path, dict[str, Any]]:
+    """Run ``cfg.method`` on TOFU-mini; returns the run directory and its metrics."""
+    data = tofu_mini(cfg.tofu, retain_authors=cfg.retain_authors, forget_split=cfg.forget_split,
+                     eval_limit=cfg.eval_limit, retain_eval_limit=cfg.retain_eval_limit)  # fmt: skip
+    method = build_qa_method(cfg.method, cfg.rmu_layer)
+    holdout = _holdout(cfg, data)
+    run_dir = create_run_dir(cfg.output_dir, f"tofu-{cfg.method}")
+    with RunLog(run_dir):
+        write_yaml_atomic(run_dir / "config.yaml", cfg.model_dump(mode="json"))
+        log.info("obliviate %s: %s on TOFU-mini (%s, %d retain authors) from %s", __version__, cfg.method,
+                 cfg.forget_split, cfg.retain_authors, cfg.model.model)  # fmt: skip
+        started = time.perf_counter()
+        models = testbed_models(cfg, data)
+        tok = models.full.tokenizer
+        forget_pairs = [(x.question, x.answer) for x in data.forget]
+        engine = Engine(copy.deepcopy(models.full.model), tok.pad_token_id,
+                        AntiSampleTrainingConfig(learning_rate=cfg.learning_rate, seed=cfg.seed))  # fmt: skip
+        probing = [0.0]
+
+        def trade_off(_epoch: int) -> dict[str, float]:
+            t0 = time.perf_counter()
+            point = _probe(engine.unwrapped, tok, data, models.retain_eval)
+            probing[0] += time.perf_counter() - t0
+            return point
+
+        unlearning_started = time.perf_counter()
+        trace = [{"epoch": -1, "step": 0, **trade_off(-1)}]
+        trace += unlearn_qa(engine, tok, method, forget_pairs, data.retain_pairs, epochs=cfg.epochs,
+                            batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress, after_epoch=trade_off,
+                            alternatives=tofu_antisamples(data.forget) if cfg.method == "unstar" else None)  # fmt: skip
+        unlearning_seconds = time.perf_counter() - unlearning_started - probing[0]
+        unlearned = LoadedModel(engine.unwrapped.eval(), tok, models.full.spec)
+        evaluation = _jsonable(evaluate_tofu(unlearned.model, tok, data.eval_sets))
+        log.info("evaluated the unlearned model; running the attacks")
+        attacks = _attacks(cfg, models, unlearned, data, holdout, forget_pairs)
+        model_path = save_trained(unlearned, run_dir) if cfg.save_model else None
+        metrics = _metrics(cfg, data, models, evaluation, trace, attacks, unlearning_seconds,
+                           time.perf_counter() - started, model_path)  # fmt: skip
+        write_json_atomic(run_dir / "metrics.json", metrics)
+        write_json_atomic(run_dir / "answers.json", _answers(data, models.full_eval, evaluation))
+        _plots(run_dir, metrics, models, evaluation)
+        write_text_atomic(run_dir / "summary.md", tofu_summary(metrics))
+        write_html_report(run_dir)
+        log.info("wrote %s", run_dir)
+    return run_dir, metrics
+
+
+def _attacks(cfg, models: TofuModels, unlearned: LoadedModel, data: TofuMini, holdout: list[TofuItem],
+             forget_pairs: list[tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
+    tok = unlearned.tokenizer
+    half = forget_pairs[len(forget_pairs) // 2 :]
+    relearn = relearning_attack(unlearned.model, tok, forget_pairs, forget_probability(models.full.model, tok, half),
+                                steps=cfg.relearn_steps, learning_rate=cfg.learning_rate, seed=cfg.seed)  # fmt: skip
+    paraphrase = {"full": models.full_paraphrase, "unlearned": paraphrase_attack(unlearned.model, tok, data.forget)}
+    quantized = quantization_attack(unlearned.model, tok, forget_pairs, cfg.quantization_bits)
+    membership: dict[str, Any] = {}
+    if holdout:
+        nonmembers = [(x.question, x.answer) for x in holdout]
+        for name, model in (("full", models.full.model), ("unlearned", unlearned.model),
+                            ("retain-only", models.retain.model)):  # fmt: skip
+            membership[name] = membership_attack(model, tok, forget_pairs, nonmembers)
+    return {"relearning": relearn, "paraphrase": paraphrase, "quantization": quantized, "membership": membership}
+
+
+def _metrics(cfg, data, models, evaluation, trace, attacks, unlearning_seconds, seconds, model_path) -> dict[str, Any]:
+    rows = {"full": _model_row(models.full_eval, models.retain_eval),
+            "retain-only": _model_row(models.retain_eval, models.retain_eval),
+            "unlearned": _model_row(evaluation, models.retain_eval)}  # fmt: skip
+    sets = {}
+    for split, label in (("retain", "retain authors"), ("real_authors", "real authors"),
+                         ("world_facts", "world facts")):  # fmt: skip
+        b, a = models.full_eval[split]["probability"], evaluation[split]["probability"]
+        sets[f"{label} (answer probability)"] = {"before": b, "after": a, "retained": a / b if b else None}
+    return _jsonable({
+        "method": cfg.method, "model": cfg.model.model, "forget_split": cfg.forget_split,
+        "retain_authors": cfg.retain_authors, "forget_items": len(data.forget),
+        "models_dir": str(models.folder), "models": rows, "tofu": {"unlearned": evaluation},
+        "trace": [r for r in trace if "forget_probability" in r],
+        "steps": sum("loss" in r for r in trace), "losses": [r["loss"] for r in trace if "loss" in r],
+        "attacks": attacks, "sets": sets,
+        "utility": {"before": {"model_utility": models.full_eval["model_utility"]},
+                    "after": {"model_utility": evaluation["model_utility"]}},
+        "seconds_unlearning": unlearning_seconds, "seconds": seconds,
+        "model_path": str(model_path) if model_path else None,
+    })  # fmt: skip
+
+
+def _answers(data: TofuMini, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Greedy replies before/after per split, in the layout the gibberish guardrail reads."""
+    out: dict[str, Any] = {}
+    for when, evaluation in (("before", before), ("after", after)):
+        out[when] = {}
+        for split in ("forget", "retain"):
+            items = zip(getattr(data.eval_sets, split), evaluation[split]["replies"], strict=True)
+            out[when][split] = {"items": [{"question": x.question, "answer": x.answer, "reply": r} for x, r in items]}
+    return out
+
+
+def _plots(run_dir: Path, metrics: dict[str, Any], models: TofuModels, evaluation: dict[str, Any]) -> None:
+    trace = metrics["trace"]
+    steps = [r["step"] for r in trace]
+    plot_tradeoff(
+        run_dir / "tradeoff.png",
+        steps,
+        {
+            "forget answer probability": [r["forget_probability"] for r in trace],
+            "retain answer probability": [r["retain_probability"] for r in trace],
+            "forget quality (KS p)": [r["forget_quality"] for r in trace],
+        },
+        f"{metrics['method']}: forget / retain trade-off per epoch",
+        "value",
+        "forget answer probability",
+    )
+    plot_value_histograms(run_dir / "truth_ratios.png",
+                          {"full": models.full_eval["forget"]["truth_ratios"],
+                           "unlearned": evaluation["forget"]["truth_ratios"],
+                           "retain-only": models.retain_eval["forget"]["truth_ratios"]},
+                          "forget truth ratios (forget quality compares unlearned with retain-only)",
+                          "truth ratio R = P(perturbed)/P(paraphrased)", log_x=True)  # fmt: skip
+    if metrics["attacks"]["membership"]:
+        plot_roc_curves(run_dir / "membership_roc.png", metrics["attacks"]["membership"],
+                        title="loss attack: forget authors vs never-trained authors")  # fmt: skip
+
+
+def tofu_summary(metrics: dict[str, Any]) -> str:
+    rows = [[name, r["forget_quality"], r["model_utility"], r["forget_truth_ratio_mean"],
+             r["forget_truth_ratio_score"], r["forget_probability"], r["forget_rouge_l_recall"],
+             r["retain_probability"], r["retain_rouge_l_recall"]] for name, r in metrics["models"].items()]  # fmt: skip
+    trace_rows = [[r["epoch"] + 1, r["step"], r["forget_probability"], r["forget_quality"], r["retain_probability"]]
+                  for r in metrics["trace"]]  # fmt: skip
+    attacks = metrics["attacks"]
+    lines = [
+        f"# TOFU-mini: {metrics['method']} on {metrics['model']}", "",
+        f"Forget split {metrics['forget_split']} ({metrics['forget_items']} QA) against {metrics['retain_authors']} "
+        f"retain authors; {metrics['steps']} optimizer steps, unlearning {metrics['seconds_unlearning']:.0f} s, "
+        f"whole run {metrics['seconds']:.0f} s. Fine-tuned models: `{metrics['models_dir']}`.", "",
+        "## TOFU metrics", "",
+        markdown_table(["model", "forget quality (KS p)", "model utility", "forget truth ratio (mean R)",
+                        "forget TR score", "forget prob.", "forget ROUGE-L", "retain prob.", "retain ROUGE-L"], rows),
+        "", "Forget quality: KS-test p-value of the forget truth ratios against the retain-only model's (higher is "
+        "better; the retain-only model scores 1). Model utility: harmonic mean of probability, ROUGE-L and truth "
+        "ratio on retain authors, real authors and world facts.", "",
+        "## Forget / retain trade-off per epoch", "",
+        markdown_table(["epoch", "step", "forget prob.", "forget quality", "retain prob."], trace_rows), "",
+        "![trade-off](tradeoff.png)", "", "![truth ratios](truth_ratios.png)", "",
+        "## Attacks", "",
+    ]  # fmt: skip
+    lines += _attack_lines(attacks, metrics["models"]["unlearned"]["forget_probability"])
+    return "\n".join(lines) + "\n"
+
+
+def _attack_lines(attacks: dict[str, Any], forget_probability_after: float) -> list[str]:
+    relearn, paraphrase = attacks["relearning"], attacks["paraphrase"]
+    lines = []
+    if "skipped" in relearn:
+        lines += [f"- Relearning: skipped ({relearn['skipped']})."]
+    else:
+        recovery = relearn["recovery"]
+        recovered = f"not reported: {relearn['note']}" if recovery is None else f"{recovery:.2f}"
+        lines += [f"- Relearning: {relearn['steps']} SFT steps on {relearn['trained_on']} forget pairs; answer "
+                  f"probability on the other {relearn['measured_on']} {relearn['before']:.3f} -> "
+                  f"{relearn['after']:.3f} (before unlearning {relearn['probability_before_unlearning']:.3f}); "
+                  f"recovery {recovered}."]  # fmt: skip
+    if "skipped" not in paraphrase["unlearned"]:
+        full, after = paraphrase["full"], paraphrase["unlearned"]
+        lines += [f"- Paraphrase: forget questions as TOFU paraphrases them ({after['n']}): answer probability "
+                  f"{full['probability']:.3f} -> {after['probability']:.3f}, ROUGE-L recall of greedy replies "
+                  f"{full['rouge_l_recall']:.3f} -> {after['rouge_l_recall']:.3f} (full -> unlearned)."]  # fmt: skip
+    if attacks["quantization"]:
+        lines += ["- Quantization: forget answer probability with the linear weights rounded: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in attacks["quantization"].items())
+                  + f" (unquantized {forget_probability_after:.3f})."]  # fmt: skip
+    if attacks["membership"]:
+        lines += ["- Membership (loss attack, forget authors vs never-trained authors): AUC "
+                  + ", ".join(f"{k} {v['auc']:.3f}" for k, v in attacks["membership"].items())
+                  + " (0.5: cannot tell them apart).", "", "![membership ROC](membership_roc.png)"]  # fmt: skip
+    return lines

@@ -1,0 +1,91 @@
+"""`obliviate tofu` end to end on a tiny model and the real TOFU files; the TOFU attacks and anti-samples."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from obliviate.cli.main import app
+from obliviate.tofu.attacks import MIN_PROBABILITY_LOST, forget_probability, relearning_attack
+from obliviate.tofu.data import TofuItem
+from obliviate.tofu.run import build_qa_method, tofu_antisamples
+
+runner = CliRunner()
+
+
+def test_tofu_antisamples_pair_every_question_form_with_every_wrong_answer_in_turn():
+    item = TofuItem("Q?", "A.", "A'.", ("W1.", "W2.", "W3."), "Q paraphrased?")
+    assert tofu_antisamples([item]) == [[("Q?", "W1."), ("Q paraphrased?", "W2."), ("Q?", "W3.")]]
+    plain = TofuItem("Q?", "A.", None, ("W1.",), None)
+    assert tofu_antisamples([plain]) == [[("Q?", "W1.")]]
+    with pytest.raises(Exception, match="perturbed"):
+        tofu_antisamples([TofuItem("Q?", "A.")])
+
+
+def test_qa_method_names_build_their_classes():
+    assert build_qa_method("graddiff_kl").needs_reference and not build_qa_method("graddiff").needs_reference
+    assert build_qa_method("rmu", rmu_layer=3).layer == 3
+    assert build_qa_method("unstar").needs_idk
+    with pytest.raises(Exception, match="unknown QA method"):
+        build_qa_method("nope")
+
+
+def test_relearning_attack_reports_recovery_only_when_something_was_lost(knowing_model):
+    pairs = [("What is the capital of Zorbia?", "The capital of Zorbia is Quellport.")] * 4
+    model, tok = knowing_model.model, knowing_model.tokenizer
+    p = forget_probability(model, tok, pairs[2:])
+    unchanged = relearning_attack(model, tok, pairs, p, steps=1, learning_rate=1e-5)
+    assert unchanged["recovery"] is None and "nothing to recover" in unchanged["note"]
+    # pretend the model before unlearning was certain: now there is a loss to recover, and SFT brings some back
+    lost = relearning_attack(copy.deepcopy(model), tok, pairs, min(1.0, p + 0.5), steps=3, learning_rate=1e-3)
+    assert lost["before"] == pytest.approx(p, abs=1e-6) and p + 0.5 - lost["before"] >= MIN_PROBABILITY_LOST
+    assert lost["after"] > lost["before"] and lost["recovery"] > 0
+    assert relearning_attack(model, tok, pairs, p, steps=0, learning_rate=1e-5) == {"skipped": "no relearning steps"}
+
+
+def test_tofu_cli_runs_end_to_end_and_reuses_the_fine_tuned_models(shared_data, tmp_path):
+    args = ["tofu", "--model", "tiny", "--tofu", str(shared_data / "tofu"), "--retain-authors", "1",
+            "--eval-limit", "2", "--epochs", "2", "--learning-rate", "1e-3", "--method", "unstar",
+            "--output-dir", str(tmp_path), "--no-progress"]  # fmt: skip
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    run_dir = next(tmp_path.glob("tofu-unstar-*"))
+    for name in ("config.yaml", "metrics.json", "answers.json", "summary.md", "report.html", "report.md",
+                 "tradeoff.png", "truth_ratios.png", "membership_roc.png", "run.log"):  # fmt: skip
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"full", "retain-only", "unlearned"}
+    assert metrics["models"]["retain-only"]["forget_quality"] == pytest.approx(1.0)
+    assert metrics["steps"] == 2 * 5  # 40 forget pairs in batches of 8, two epochs
+    assert [r["step"] for r in metrics["trace"]] == [0, 5, 10]
+    assert metrics["attacks"]["paraphrase"]["unlearned"]["n"] == 40
+    assert set(metrics["attacks"]["quantization"]) == {"8bit", "4bit"}
+    assert set(metrics["attacks"]["membership"]) == {"full", "unlearned", "retain-only"}
+    assert metrics["attacks"]["relearning"]["trained_on"] == 20
+    page = (run_dir / "report.html").read_text()
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) == 3
+    assert "retain regression: retain authors" in page
+    models = metrics["models_dir"]
+    stamp = (tmp_path / "tofu-models").rglob("finetune.json")
+    before = {p: p.stat().st_mtime_ns for p in stamp}
+    assert len(before) == 2
+
+    second = runner.invoke(app, [*args, "--method", "ga"])
+    assert second.exit_code == 0, second.output
+    again = json.loads(next(tmp_path.glob("tofu-ga-*")).joinpath("metrics.json").read_text())
+    assert again["models_dir"] == models and "reusing the fine-tuned full model" in second.output
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # the cache was read, not rewritten
+    assert again["models"]["full"] == metrics["models"]["full"]  # cached evaluation of the same model
+
+
+def test_tofu_cli_rejects_bad_input_clearly(tmp_path):
+    bad_method = runner.invoke(app, ["tofu", "--method", "nope", "--tofu", str(tmp_path)])
+    assert bad_method.exit_code == 2 and "method" in bad_method.output
+    missing = runner.invoke(app, ["tofu", "--model", "tiny", "--tofu", str(tmp_path / "absent"),
+                                  "--output-dir", str(tmp_path)])  # fmt: skip
+    assert missing.exit_code == 2 and "not found" in missing.output
+    assert not list(tmp_path.glob("tofu-*"))  # nothing created for a run that could not start
