@@ -62,6 +62,7 @@ def test_tofu_cli_runs_end_to_end_and_reuses_the_fine_tuned_models(shared_data, 
     assert metrics["models"]["retain-only"]["forget_quality"] == pytest.approx(1.0)
     assert metrics["steps"] == 2 * 5  # 40 forget pairs in batches of 8, two epochs
     assert [r["step"] for r in metrics["trace"]] == [0, 5, 10]
+    assert all(set(r) >= {"forget_probability", "retain_probability"} for r in metrics["trace"])
     assert metrics["attacks"]["paraphrase"]["unlearned"]["n"] == 40
     assert set(metrics["attacks"]["quantization"]) == {"8bit", "4bit"}
     assert set(metrics["attacks"]["membership"]) == {"full", "unlearned", "retain-only"}
@@ -74,12 +75,27 @@ def test_tofu_cli_runs_end_to_end_and_reuses_the_fine_tuned_models(shared_data, 
     before = {p: p.stat().st_mtime_ns for p in stamp}
     assert len(before) == 2
 
-    second = runner.invoke(app, [*args, "--method", "ga"])
+    second = runner.invoke(app, [*args, "--method", "ga", "--no-trace"])
     assert second.exit_code == 0, second.output
     again = json.loads(next(tmp_path.glob("tofu-ga-*")).joinpath("metrics.json").read_text())
     assert again["models_dir"] == models and "reusing the fine-tuned full model" in second.output
     assert {p: p.stat().st_mtime_ns for p in before} == before  # the cache was read, not rewritten
     assert again["models"]["full"] == metrics["models"]["full"]  # cached evaluation of the same model
+    assert again["trace"] == [] and not next(tmp_path.glob("tofu-ga-*")).joinpath("tradeoff.png").exists()
+    assert again["attacks"]["membership"]["full"] == metrics["attacks"]["membership"]["full"]  # cached too
+
+    compared = runner.invoke(app, ["compare", str(run_dir), str(next(tmp_path.glob("tofu-ga-*"))),
+                                   "--output-dir", str(tmp_path / "cmp")])  # fmt: skip
+    assert compared.exit_code == 0, compared.output
+    table = next((tmp_path / "cmp").glob("compare-*/comparison.md")).read_text()
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    unstar_row = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert {"forget quality", "model utility", "membership AUC"} <= set(header)
+    assert unstar_row[header.index("method")] == "unstar"
+    assert float(unstar_row[header.index("forget quality")]) == pytest.approx(
+        metrics["models"]["unlearned"]["forget_quality"], rel=1e-3
+    )
 
 
 def test_tofu_cli_rejects_bad_input_clearly(tmp_path):

@@ -71,6 +71,7 @@ def test_antisamples_then_unlearn_from_the_file(inputs, tmp_path):
     assert all(0 <= v <= 1 for v in metrics["quantization_attack"].values())
     assert "## Quantization attack" in (run_dir / "summary.md").read_text()
     assert "retain regression: object" in (run_dir / "report.md").read_text() and (run_dir / "report.html").is_file()
+    assert not (run_dir / "tradeoff.png").exists()  # trained from a file: no rounds were traced
 
 
 def test_unstar_loop_from_the_cli_with_ablations(inputs, tmp_path):
@@ -84,6 +85,10 @@ def test_unstar_loop_from_the_cli_with_ablations(inputs, tmp_path):
     assert metrics["steps"] > 0 and metrics["sets"]["forget"]["after"] == 0.0
     assert set(metrics["backend_shares"]["question"]) == {"template"}
     assert metrics["backend_shares"]["rationale"] == {}  # no rationales in this ablation
+    run_dir = next(tmp_path.glob("unlearn-unstar-*"))
+    assert (run_dir / "tradeoff.png").is_file() and "![forget / retain trade-off](tradeoff.png)" in (
+        run_dir / "summary.md"
+    ).read_text()
 
 
 def test_unstar_rejects_bad_input_clearly(inputs, tmp_path):

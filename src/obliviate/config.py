@@ -245,6 +245,10 @@ class TofuConfig(_Strict):
     rmu_layer: int = Field(10, ge=1, description="RMU: hidden layer whose activations are steered")
     relearn_steps: int = Field(5, ge=0, description="relearning attack: SFT steps on half the forget pairs")
     quantization_bits: list[int] = Field(default_factory=lambda: [8, 4], description="quantization attack")
+    trace: bool = Field(True, description="forget / retain answer probability after every epoch (the trade-off)")
+    attacks: list[Literal["relearning", "paraphrase", "quantization", "membership"]] = Field(
+        default_factory=lambda: ["relearning", "paraphrase", "quantization", "membership"], description="attacks to run"
+    )
     seed: int = 0
     save_model: bool = Field(False, description="save the unlearned model into the run directory")
     output_dir: str = "runs"

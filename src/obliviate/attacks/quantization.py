@@ -11,6 +11,11 @@ import copy
 
 import torch
 
+QUANTIZATION_NOTE = (
+    "round-to-nearest weight-only quantization, stored dequantized: what an int8 / int4 kernel computes; "
+    "no bitsandbytes reload, whose 8/4-bit kernels need CUDA"
+)
+
 
 def quantize_weight(weight: torch.Tensor, bits: int, group_size: int | None = None) -> torch.Tensor:
     """Symmetric round-to-nearest quantization of a 2-D weight, returned dequantized in its dtype; one scale per

@@ -398,6 +398,7 @@ def tofu(
     eval_limit: Annotated[int | None, typer.Option(help="real-author / world-fact evaluation items [10]")] = None,
     models_dir: Annotated[str | None, typer.Option(help="cache of fine-tuned models [OUTPUT_DIR/tofu-models]")] = None,
     save_model: Annotated[bool | None, typer.Option("--save-model", help="save the unlearned model")] = None,
+    no_trace: Annotated[bool, typer.Option("--no-trace", help="skip the per-epoch trade-off probes")] = False,
     config: ConfigOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
@@ -414,7 +415,7 @@ def tofu(
     overrides = {
         "method": method, "tofu": tofu_dir, "forget_split": forget_split, "retain_authors": retain_authors,
         "epochs": epochs, "learning_rate": learning_rate, "eval_limit": eval_limit, "models_dir": models_dir,
-        "save_model": save_model, "seed": seed, "output_dir": output_dir,
+        "save_model": save_model, "trace": False if no_trace else None, "seed": seed, "output_dir": output_dir,
         "progress": False if no_progress else None, **_model_overrides(model, device, dtype, trust_remote_code),
     }  # fmt: skip
 

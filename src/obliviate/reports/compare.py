@@ -1,5 +1,5 @@
-"""``obliviate compare``: the headline numbers of several run directories (memorization unlearning and UnSTAR
-runs, mixed freely) in one table and one figure."""
+"""``obliviate compare``: the headline numbers of several run directories (memorization unlearning, UnSTAR and
+TOFU runs, mixed freely) in one table and one figure."""
 
 from __future__ import annotations
 
@@ -37,7 +37,17 @@ def headline(run_dir: Path) -> dict[str, Any]:
             else:
                 row[key] = value["accuracy"] if isinstance(value, dict) else value
         row["unlearning s"] = m.get("seconds_unlearning")
-    if "sets" in m:  # UnSTAR
+    if "models" in m and "attacks" in m:  # TOFU
+        after = m["models"]["unlearned"]
+        row["forget quality"] = after["forget_quality"]
+        row["model utility"] = after["model_utility"]
+        row["forget prob."] = after["forget_probability"]
+        row["retain prob."] = after["retain_probability"]
+        row["relearning recovery"] = m["attacks"]["relearning"].get("recovery")
+        if m["attacks"]["membership"]:
+            row["membership AUC"] = m["attacks"]["membership"]["unlearned"]["auc"]
+        row["unlearning s"] = m.get("seconds_unlearning")
+    elif "sets" in m:  # UnSTAR
         for name, s in m["sets"].items():
             row[f"{name} acc. after"] = s["after"]
         row["unlearning s"] = m.get("seconds_unlearning")

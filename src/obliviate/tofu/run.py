@@ -26,6 +26,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from obliviate import __version__
+from obliviate.attacks.quantization import QUANTIZATION_NOTE
 from obliviate.config import AntiSampleTrainingConfig, TofuConfig
 from obliviate.errors import DataError
 from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
@@ -44,8 +45,7 @@ from obliviate.tofu.attacks import (
     relearning_attack,
 )
 from obliviate.tofu.data import TofuItem, load_split
-from obliviate.tofu.evaluate import evaluate_tofu, forget_quality_against, split_likelihoods
-from obliviate.tofu.metrics import forget_quality
+from obliviate.tofu.evaluate import evaluate_tofu, forget_quality_against
 from obliviate.tofu.testbed import TofuMini, tofu_mini
 from obliviate.tofu.unlearn import unlearn_qa
 from obliviate.training.engine import Engine
@@ -96,8 +96,11 @@ class TofuModels:
     retain: LoadedModel
     full_eval: dict[str, Any]
     retain_eval: dict[str, Any]
-    full_paraphrase: dict[str, Any]
     folder: Path
+
+    def cached(self, model: str, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """A result about one of the two fine-tuned models, kept beside it for later runs."""
+        return _cached(self.folder / model / name, compute)
 
 
 def finetune_cached(cfg: TofuConfig, folder: Path, pairs: list[tuple[str, str]], name: str) -> LoadedModel:
@@ -143,9 +146,7 @@ def testbed_models(cfg: TofuConfig, data: TofuMini) -> TofuModels:
     limits = f"eval-{cfg.eval_limit}-{cfg.retain_eval_limit}.json"
     evaluations = [_cached(folder / name / limits, lambda m=m: evaluate_tofu(m.model, m.tokenizer, data.eval_sets))
                    for name, m in (("full", full), ("retain", retain))]  # fmt: skip
-    paraphrase = _cached(folder / "full" / "paraphrase.json",
-                         lambda: paraphrase_attack(full.model, full.tokenizer, data.forget))  # fmt: skip
-    return TofuModels(full, retain, *evaluations, paraphrase, folder)
+    return TofuModels(full, retain, *evaluations, folder)
 
 
 def _holdout(cfg: TofuConfig, data: TofuMini) -> list[TofuItem]:
@@ -173,19 +174,16 @@ def _model_row(evaluation: dict[str, Any], retain_eval: dict[str, Any]) -> dict[
     }
 
 
-def _probe(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, data: TofuMini,
-           retain_eval: dict[str, Any]) -> dict[str, float]:  # fmt: skip
-    """The trade-off point of a model, from likelihoods only: forget answer probability and forget quality,
-    retain answer probability."""
+def _probe(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, data: TofuMini) -> dict[str, float]:
+    """The trade-off point of a model, from one teacher-forced pass over the answers: forget and retain answer
+    probability (the truth ratios would cost six passes per item)."""
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        forget = split_likelihoods(model, tokenizer, data.eval_sets.forget, options=False)
-        retain = split_likelihoods(model, tokenizer, data.eval_sets.retain, options=False)
+        forget = forget_probability(model, tokenizer, [(x.question, x.answer) for x in data.eval_sets.forget])
+        retain = forget_probability(model, tokenizer, [(x.question, x.answer) for x in data.eval_sets.retain])
     model.train(was_training)
-    return {"forget_probability": float(forget["probability"]),
-            "forget_quality": forget_quality(forget["truth_ratios"], retain_eval["forget"]["truth_ratios"]),
-            "retain_probability": float(retain["probability"])}  # fmt: skip
+    return {"forget_probability": forget, "retain_probability": retain}
 
 
 def run_tofu(cfg: TofuConfig) -> tuple[Path, dict[str, Any]]:
@@ -209,14 +207,15 @@ def run_tofu(cfg: TofuConfig) -> tuple[Path, dict[str, Any]]:
 
         def trade_off(_epoch: int) -> dict[str, float]:
             t0 = time.perf_counter()
-            point = _probe(engine.unwrapped, tok, data, models.retain_eval)
+            point = _probe(engine.unwrapped, tok, data)
             probing[0] += time.perf_counter() - t0
             return point
 
         unlearning_started = time.perf_counter()
-        trace = [{"epoch": -1, "step": 0, **trade_off(-1)}]
+        trace = [{"epoch": -1, "step": 0, **trade_off(-1)}] if cfg.trace else []
         trace += unlearn_qa(engine, tok, method, forget_pairs, data.retain_pairs, epochs=cfg.epochs,
-                            batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress, after_epoch=trade_off,
+                            batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress,
+                            after_epoch=trade_off if cfg.trace else None,
                             alternatives=tofu_antisamples(data.forget) if cfg.method == "unstar" else None)  # fmt: skip
         unlearning_seconds = time.perf_counter() - unlearning_started - probing[0]
         unlearned = LoadedModel(engine.unwrapped.eval(), tok, models.full.spec)
@@ -237,19 +236,34 @@ def run_tofu(cfg: TofuConfig) -> tuple[Path, dict[str, Any]]:
 
 def _attacks(cfg, models: TofuModels, unlearned: LoadedModel, data: TofuMini, holdout: list[TofuItem],
              forget_pairs: list[tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
+    """The attacks in ``cfg.attacks``; what concerns the full or retain-only model alone is cached beside it."""
     tok = unlearned.tokenizer
-    half = forget_pairs[len(forget_pairs) // 2 :]
-    relearn = relearning_attack(unlearned.model, tok, forget_pairs, forget_probability(models.full.model, tok, half),
-                                steps=cfg.relearn_steps, learning_rate=cfg.learning_rate, seed=cfg.seed)  # fmt: skip
-    paraphrase = {"full": models.full_paraphrase, "unlearned": paraphrase_attack(unlearned.model, tok, data.forget)}
-    quantized = quantization_attack(unlearned.model, tok, forget_pairs, cfg.quantization_bits)
-    membership: dict[str, Any] = {}
-    if holdout:
+    out: dict[str, Any] = {"relearning": {"skipped": "not asked for"}, "paraphrase": {}, "quantization": {},
+                           "membership": {}}  # fmt: skip
+    if "relearning" in cfg.attacks:
+        half = forget_pairs[len(forget_pairs) // 2 :]
+        p_full = models.cached("full", "relearning_half.json",
+                               lambda: {"probability": forget_probability(models.full.model, tok, half)})  # fmt: skip
+        out["relearning"] = relearning_attack(unlearned.model, tok, forget_pairs, p_full["probability"],
+                                              steps=cfg.relearn_steps, learning_rate=cfg.learning_rate,
+                                              seed=cfg.seed)  # fmt: skip
+    if "paraphrase" in cfg.attacks:
+        full = models.cached("full", "paraphrase.json", lambda: paraphrase_attack(models.full.model, tok, data.forget))
+        out["paraphrase"] = {"full": full, "unlearned": paraphrase_attack(unlearned.model, tok, data.forget)}
+    if "quantization" in cfg.attacks:
+        out["quantization"] = quantization_attack(unlearned.model, tok, forget_pairs, cfg.quantization_bits)
+    if "membership" in cfg.attacks and holdout:
         nonmembers = [(x.question, x.answer) for x in holdout]
-        for name, model in (("full", models.full.model), ("unlearned", unlearned.model),
-                            ("retain-only", models.retain.model)):  # fmt: skip
-            membership[name] = membership_attack(model, tok, forget_pairs, nonmembers)
-    return {"relearning": relearn, "paraphrase": paraphrase, "quantization": quantized, "membership": membership}
+
+        def loss_attack(model: torch.nn.Module) -> dict[str, Any]:
+            return membership_attack(model, tok, forget_pairs, nonmembers)
+
+        out["membership"] = {
+            "full": models.cached("full", "membership.json", lambda: loss_attack(models.full.model)),
+            "unlearned": loss_attack(unlearned.model),
+            "retain-only": models.cached("retain", "membership.json", lambda: loss_attack(models.retain.model)),
+        }
+    return out
 
 
 def _metrics(cfg, data, models, evaluation, trace, attacks, unlearning_seconds, seconds, model_path) -> dict[str, Any]:
@@ -289,18 +303,18 @@ def _answers(data: TofuMini, before: dict[str, Any], after: dict[str, Any]) -> d
 def _plots(run_dir: Path, metrics: dict[str, Any], models: TofuModels, evaluation: dict[str, Any]) -> None:
     trace = metrics["trace"]
     steps = [r["step"] for r in trace]
-    plot_tradeoff(
-        run_dir / "tradeoff.png",
-        steps,
-        {
-            "forget answer probability": [r["forget_probability"] for r in trace],
-            "retain answer probability": [r["retain_probability"] for r in trace],
-            "forget quality (KS p)": [r["forget_quality"] for r in trace],
-        },
-        f"{metrics['method']}: forget / retain trade-off per epoch",
-        "value",
-        "forget answer probability",
-    )
+    if trace:
+        plot_tradeoff(
+            run_dir / "tradeoff.png",
+            steps,
+            {
+                "forget answer probability": [r["forget_probability"] for r in trace],
+                "retain answer probability": [r["retain_probability"] for r in trace],
+            },
+            f"{metrics['method']}: forget / retain trade-off per epoch",
+            "value",
+            "forget answer probability",
+        )
     plot_value_histograms(run_dir / "truth_ratios.png",
                           {"full": models.full_eval["forget"]["truth_ratios"],
                            "unlearned": evaluation["forget"]["truth_ratios"],
@@ -316,8 +330,9 @@ def tofu_summary(metrics: dict[str, Any]) -> str:
     rows = [[name, r["forget_quality"], r["model_utility"], r["forget_truth_ratio_mean"],
              r["forget_truth_ratio_score"], r["forget_probability"], r["forget_rouge_l_recall"],
              r["retain_probability"], r["retain_rouge_l_recall"]] for name, r in metrics["models"].items()]  # fmt: skip
-    trace_rows = [[r["epoch"] + 1, r["step"], r["forget_probability"], r["forget_quality"], r["retain_probability"]]
-                  for r in metrics["trace"]]  # fmt: skip
+    trace_rows = [
+        [r["epoch"] + 1, r["step"], r["forget_probability"], r["retain_probability"]] for r in metrics["trace"]
+    ]
     attacks = metrics["attacks"]
     lines = [
         f"# TOFU-mini: {metrics['method']} on {metrics['model']}", "",
@@ -331,8 +346,9 @@ def tofu_summary(metrics: dict[str, Any]) -> str:
         "better; the retain-only model scores 1). Model utility: harmonic mean of probability, ROUGE-L and truth "
         "ratio on retain authors, real authors and world facts.", "",
         "## Forget / retain trade-off per epoch", "",
-        markdown_table(["epoch", "step", "forget prob.", "forget quality", "retain prob."], trace_rows), "",
-        "![trade-off](tradeoff.png)", "", "![truth ratios](truth_ratios.png)", "",
+        markdown_table(["epoch", "step", "forget prob.", "retain prob."], trace_rows) if trace_rows else
+        "(not traced: `trace: false`)", "",
+        "![trade-off](tradeoff.png)" if trace_rows else "", "", "![truth ratios](truth_ratios.png)", "",
         "## Attacks", "",
     ]  # fmt: skip
     lines += _attack_lines(attacks, metrics["models"]["unlearned"]["forget_probability"])
@@ -351,7 +367,7 @@ def _attack_lines(attacks: dict[str, Any], forget_probability_after: float) -> l
                   f"probability on the other {relearn['measured_on']} {relearn['before']:.3f} -> "
                   f"{relearn['after']:.3f} (before unlearning {relearn['probability_before_unlearning']:.3f}); "
                   f"recovery {recovered}."]  # fmt: skip
-    if "skipped" not in paraphrase["unlearned"]:
+    if paraphrase and "skipped" not in paraphrase["unlearned"]:
         full, after = paraphrase["full"], paraphrase["unlearned"]
         lines += [f"- Paraphrase: forget questions as TOFU paraphrases them ({after['n']}): answer probability "
                   f"{full['probability']:.3f} -> {after['probability']:.3f}, ROUGE-L recall of greedy replies "
@@ -359,7 +375,7 @@ def _attack_lines(attacks: dict[str, Any], forget_probability_after: float) -> l
     if attacks["quantization"]:
         lines += ["- Quantization: forget answer probability with the linear weights rounded: "
                   + ", ".join(f"{k} {v:.3f}" for k, v in attacks["quantization"].items())
-                  + f" (unquantized {forget_probability_after:.3f})."]  # fmt: skip
+                  + f" (unquantized {forget_probability_after:.3f}; {QUANTIZATION_NOTE})."]  # fmt: skip
     if attacks["membership"]:
         lines += ["- Membership (loss attack, forget authors vs never-trained authors): AUC "
                   + ", ".join(f"{k} {v['auc']:.3f}" for k, v in attacks["membership"].items())

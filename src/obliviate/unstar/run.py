@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from obliviate import __version__
-from obliviate.attacks.quantization import quantized_copy
+from obliviate.attacks.quantization import QUANTIZATION_NOTE, quantized_copy
 from obliviate.config import UnstarConfig
 from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
 from obliviate.models import LoadedModel, load_model
@@ -17,6 +17,7 @@ from obliviate.models.generation import Sampling
 from obliviate.models.loading import resolve_device, save_trained
 from obliviate.reports.html import write_html_report
 from obliviate.reports.markdown import markdown_table
+from obliviate.reports.plots import plot_tradeoff
 from obliviate.reports.rundir import RunLog, create_run_dir
 from obliviate.training.engine import Engine
 from obliviate.training.sft import sft
@@ -142,6 +143,7 @@ def run_unstar(cfg: UnstarConfig) -> tuple[Path, dict[str, Any]]:
         metrics["quantization_attack"] = quantized
         write_json_atomic(run_dir / "metrics.json", metrics)
         write_json_atomic(run_dir / "answers.json", {"before": before, "after": after})
+        plot_unstar_tradeoff(run_dir / "tradeoff.png", metrics)
         write_text_atomic(run_dir / "summary.md", unstar_summary(metrics))
         write_html_report(run_dir)
         log.info("wrote %s", run_dir)
@@ -216,6 +218,24 @@ def _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds
     }  # fmt: skip
 
 
+def plot_unstar_tradeoff(path: Path, metrics: dict[str, Any]) -> Path | None:
+    """Accuracy of the four sets after every round against optimizer steps (before unlearning at step 0);
+    None when the rounds were not traced (training from an anti-sample file)."""
+    traced = [r for r in metrics["rounds"] if "accuracy" in r]
+    if not traced:
+        return None
+    steps, done = [0], 0
+    for r in metrics["rounds"]:
+        done += r.get("steps", 0)
+        if "accuracy" in r:
+            steps.append(done)
+    series = {name: [metrics["sets"][name]["before"]] + [r["accuracy"][name] for r in traced] for name in SETS}
+    labels = {"forget": "forget (held-out paraphrases)", "subject": "other facts about the subject",
+              "object": "other facts about the object", "unrelated": "unrelated facts"}  # fmt: skip
+    return plot_tradeoff(path, steps, {labels[k]: v for k, v in series.items()}, "UnSTAR: accuracy after each round",
+                         "accuracy", forget=labels["forget"])  # fmt: skip
+
+
 def unstar_summary(metrics: dict[str, Any]) -> str:
     rows = [[name, f"{s['before']:.3f}", f"{s['after']:.3f}", "-" if s["retained"] is None else f"{s['retained']:.2f}",
              s["n"]] for name, s in metrics["sets"].items()]  # fmt: skip
@@ -239,13 +259,14 @@ def unstar_summary(metrics: dict[str, Any]) -> str:
         round_rows = [[r["round"], "retain only" if r.get("consolidation") else "anti-samples + retain", r["steps"],
                        *(f"{r['accuracy'][k]:.3f}" for k in SETS), f"{r['elapsed']:.0f}"] for r in traced]  # fmt: skip
         lines += ["## After each round", "",
-                  markdown_table(["round", "trained on", "steps", *SETS, "elapsed s"], round_rows), ""]  # fmt: skip
+                  markdown_table(["round", "trained on", "steps", *SETS, "elapsed s"], round_rows), "",
+                  "![forget / retain trade-off](tradeoff.png)", ""]  # fmt: skip
     if metrics.get("quantization_attack"):
         q = metrics["quantization_attack"]
         lines += ["## Quantization attack", "",
                   "Held-out forget accuracy of the unlearned model with its linear weights rounded to fewer bits: "
                   + ", ".join(f"{b}-bit {v:.3f}" for b, v in q.items())
-                  + f" (unquantized {metrics['sets']['forget']['after']:.3f}).", ""]  # fmt: skip
+                  + f" (unquantized {metrics['sets']['forget']['after']:.3f}; {QUANTIZATION_NOTE}).", ""]  # fmt: skip
     if relearn and "skipped" in relearn:
         lines += ["## Relearning check", "", relearn["skipped"], ""]
     elif relearn:
