@@ -41,7 +41,8 @@ def _row(label: str, row: dict, metrics: dict | None = None, model: str = "unlea
     membership = attacks["membership"].get(model, {}).get("auc")
     if model != "unlearned":
         paraphrased = attacks["paraphrase"].get("full", {}).get("probability") if model == "full" else None
-        return [*cells, "-", _f(paraphrased), "-", _f(membership), "-", "-"]
+        quantized = attacks.get("quantization_full", {}).get("4bit") if model == "full" else None
+        return [*cells, "-", _f(paraphrased), _f(quantized), _f(membership), "-", "-"]
     relearn = attacks["relearning"]
     recovery = "-" if "skipped" in relearn else (
         f"{_f(relearn['recovery'], '.2f') if relearn['recovery'] is not None else 'n/a'} "

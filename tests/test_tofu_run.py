@@ -65,6 +65,7 @@ def test_tofu_cli_runs_end_to_end_and_reuses_the_fine_tuned_models(shared_data, 
     assert all(set(r) >= {"forget_probability", "retain_probability"} for r in metrics["trace"])
     assert metrics["attacks"]["paraphrase"]["unlearned"]["n"] == 40
     assert set(metrics["attacks"]["quantization"]) == {"8bit", "4bit"}
+    assert set(metrics["attacks"]["quantization_full"]) == {"8bit", "4bit"}
     assert set(metrics["attacks"]["membership"]) == {"full", "unlearned", "retain-only"}
     assert metrics["attacks"]["relearning"]["trained_on"] == 20
     page = (run_dir / "report.html").read_text()

@@ -59,7 +59,7 @@ def _run(build, action):
     try:
         return action(build())
     except ObliviateError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # no line breaks inside paths
         raise typer.Exit(2) from None
 
 
@@ -368,7 +368,7 @@ def antisamples(
     from obliviate.unstar.run import generate_antisamples
 
     if out is not None and out.exists():
-        console.print(f"[bold red]error:[/] {out} exists; nothing is overwritten")
+        console.print(f"[bold red]error:[/] {out} exists; nothing is overwritten", soft_wrap=True)
         raise typer.Exit(2)
     overrides = {
         "forget": forget, "generator": generator, "generator_model": generator_model, "endpoint.base_url": endpoint,

@@ -113,7 +113,11 @@ class GradDiff(QAMethod):
         if retain_term not in ("nll", "kl"):
             raise ValueError(f"retain_term must be 'nll' or 'kl', not {retain_term!r}")
         self.retain_term = retain_term
-        self.needs_reference = retain_term == "kl"  # type: ignore[misc]
+
+    @property  # type: ignore[override]
+    def needs_reference(self) -> bool:
+        """Only the KL retain term compares with the frozen model."""
+        return self.retain_term == "kl"
 
     def loss(self, model, reference, forget, retain=None, idk=None):
         forget_nll = answer_nll(model, forget).mean()

@@ -55,7 +55,13 @@ def _read_local(path: Path) -> list[dict]:
 def _read_hub(name: str) -> list[dict]:  # pragma: no cover - needs the network
     from datasets import load_dataset
 
-    return list(load_dataset("locuslab/TOFU", name, split="train"))
+    try:
+        return list(load_dataset("locuslab/TOFU", name, split="train"))
+    except Exception as exc:  # offline, hub down, renamed split: one clear message instead of a network traceback
+        raise DataError(
+            f"could not load TOFU split {name!r} from the hub ({type(exc).__name__}: {exc}); "
+            "pass a folder of TOFU's JSON(L) files instead (--tofu DIR)"
+        ) from exc
 
 
 def _item(record: object, split: str, index: int) -> TofuItem:

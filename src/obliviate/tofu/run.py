@@ -252,6 +252,16 @@ def _attacks(cfg, models: TofuModels, unlearned: LoadedModel, data: TofuMini, ho
         out["paraphrase"] = {"full": full, "unlearned": paraphrase_attack(unlearned.model, tok, data.forget)}
     if "quantization" in cfg.attacks:
         out["quantization"] = quantization_attack(unlearned.model, tok, forget_pairs, cfg.quantization_bits)
+        # rounding alone costs a small model answer probability: the full model at the same widths is the baseline
+        out["quantization_full"] = {}
+        for b in cfg.quantization_bits:
+            name = f"{b}bit"
+            cached = models.cached(
+                "full",
+                f"quantization-{name}.json",
+                lambda b=b: quantization_attack(models.full.model, tok, forget_pairs, [b]),
+            )
+            out["quantization_full"][name] = cached[name]
     if "membership" in cfg.attacks and holdout:
         nonmembers = [(x.question, x.answer) for x in holdout]
 
@@ -375,7 +385,10 @@ def _attack_lines(attacks: dict[str, Any], forget_probability_after: float) -> l
     if attacks["quantization"]:
         lines += ["- Quantization: forget answer probability with the linear weights rounded: "
                   + ", ".join(f"{k} {v:.3f}" for k, v in attacks["quantization"].items())
-                  + f" (unquantized {forget_probability_after:.3f}; {QUANTIZATION_NOTE})."]  # fmt: skip
+                  + f" (unquantized {forget_probability_after:.3f}; the full model before unlearning at these "
+                  + "widths: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in attacks.get("quantization_full", {}).items())
+                  + f"; {QUANTIZATION_NOTE})."]  # fmt: skip
     if attacks["membership"]:
         lines += ["- Membership (loss attack, forget authors vs never-trained authors): AUC "
                   + ", ".join(f"{k} {v['auc']:.3f}" for k, v in attacks["membership"].items())
