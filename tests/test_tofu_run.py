@@ -106,3 +106,16 @@ def test_tofu_cli_rejects_bad_input_clearly(tmp_path):
                                   "--output-dir", str(tmp_path)])  # fmt: skip
     assert missing.exit_code == 2 and "not found" in missing.output
     assert not list(tmp_path.glob("tofu-*"))  # nothing created for a run that could not start
+
+
+def test_tofu_without_a_folder_offline_says_to_pass_one(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "obliviate", "tofu", "--model", "tiny", "--output-dir", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "from the hub" in done.stdout and "--tofu DIR" in done.stdout
+    assert not list(tmp_path.iterdir())
