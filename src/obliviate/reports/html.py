@@ -62,7 +62,7 @@ def utility_verdicts(metrics: dict[str, Any]) -> list[Verdict]:
         elif key == "model_utility" and old:
             drop = 1 - value / old
             out.append(Verdict("utility collapse: TOFU model utility", _grade(drop, 0.1, 0.3),
-                               f"{old:.3f} -> {value:.3f} ({drop:+.0%} lost)"))  # fmt: skip
+                               f"{old:.3f} -> {value:.3f} ({drop:.0%} lost)"))  # fmt: skip
         elif isinstance(value, int | float) and "perplexity" in key:
             ratio = value / old if old else float("inf")
             out.append(Verdict(f"utility collapse: {key}", _grade(ratio, 1.5, 3.0),
