@@ -53,8 +53,13 @@ def _read_local(path: Path) -> list[dict]:
 
 
 def _read_hub(name: str) -> list[dict]:  # pragma: no cover - needs the network
-    from datasets import load_dataset
-
+    try:
+        from datasets import load_dataset
+    except ImportError as exc:
+        raise DataError(
+            "reading TOFU from the hub needs the 'datasets' package (pip install 'obliviate[hub]'); "
+            "or pass a folder of TOFU's JSON(L) files (--tofu DIR)"
+        ) from exc
     try:
         return list(load_dataset("locuslab/TOFU", name, split="train"))
     except Exception as exc:  # offline, hub down, renamed split: one clear message instead of a network traceback
