@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from obliviate.cli.main import app
-from obliviate.tofu.attacks import MIN_PROBABILITY_LOST, forget_probability, relearning_attack
+from obliviate.tofu.attacks import MIN_PROBABILITY_LOST, forget_probability, membership_attack, relearning_attack
 from obliviate.tofu.data import TofuItem
+from obliviate.tofu.evaluate import answer_nlls
 from obliviate.tofu.run import build_qa_method, tofu_antisamples
 
 runner = CliRunner()
@@ -45,6 +46,14 @@ def test_relearning_attack_reports_recovery_only_when_something_was_lost(knowing
     assert lost["before"] == pytest.approx(p, abs=1e-6) and p + 0.5 - lost["before"] >= MIN_PROBABILITY_LOST
     assert lost["after"] > lost["before"] and lost["recovery"] > 0
     assert relearning_attack(model, tok, pairs, p, steps=0, learning_rate=1e-5) == {"skipped": "no relearning steps"}
+    # NLLs already computed (as the TOFU evaluation does) give the same figures without another forward pass
+    nlls = answer_nlls(model, tok, pairs)
+    reused = relearning_attack(model, tok, pairs, p, steps=1, learning_rate=1e-5, nlls=nlls)
+    assert reused["before"] == pytest.approx(unchanged["before"], abs=1e-6)
+    nonmembers = [("What is the capital of France?", "Paris.")] * 2
+    assert membership_attack(model, tok, pairs, nonmembers, member_nlls=nlls)["auc"] == pytest.approx(
+        membership_attack(model, tok, pairs, nonmembers)["auc"]
+    )
 
 
 def test_tofu_cli_runs_end_to_end_and_reuses_the_fine_tuned_models(shared_data, tmp_path):

@@ -12,6 +12,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -38,15 +39,20 @@ def forget_probability(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBas
 def relearning_attack(
     model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]],
     probability_before_unlearning: float, *, steps: int, learning_rate: float, seed: int = 0,
+    nlls: Sequence[float] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """SFT a copy of ``model`` for ``steps`` full-batch steps on the first half of ``pairs``; measure the answer
     probability on the second half. ``probability_before_unlearning`` is that of the model before unlearning on
-    the same second half. ``recovery`` is None when unlearning lost less than MIN_PROBABILITY_LOST."""
+    the same second half. ``nlls``: ``model``'s answer NLLs on ``pairs`` when already computed. ``recovery`` is
+    None when unlearning lost less than MIN_PROBABILITY_LOST."""
     half = len(pairs) // 2
     if half == 0 or steps == 0:
         return {"skipped": "no relearning steps" if steps == 0 else "fewer than 2 forget pairs"}
     train, test = pairs[:half], pairs[half:]
-    before = forget_probability(model, tokenizer, test)
+    if nlls is None:
+        before = forget_probability(model, tokenizer, test)
+    else:
+        before = answer_probability(np.asarray(nlls[half:], dtype=float))
     engine = Engine(copy.deepcopy(model), tokenizer.pad_token_id, AntiSampleTrainingConfig(learning_rate=learning_rate))
     sft(engine, tokenizer, train, passes=steps, batch_size=len(train), seed=seed)
     after = forget_probability(engine.unwrapped, tokenizer, test)
@@ -82,6 +88,9 @@ def quantization_attack(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBa
 
 
 def membership_attack(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, members: Sequence[tuple[str, str]],
-                      nonmembers: Sequence[tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
-    """ROC of the loss attack: score = minus the answer's per-token NLL (higher: more likely trained on)."""
-    return roc_summary(-answer_nlls(model, tokenizer, members), -answer_nlls(model, tokenizer, nonmembers))
+                      nonmembers: Sequence[tuple[str, str]],
+                      member_nlls: Sequence[float] | None = None) -> dict[str, Any]:  # fmt: skip
+    """ROC of the loss attack: score = minus the answer's per-token NLL (higher: more likely trained on).
+    ``member_nlls``: the members' NLLs when already computed (e.g. by the TOFU evaluation)."""
+    member = answer_nlls(model, tokenizer, members) if member_nlls is None else np.asarray(member_nlls, dtype=float)
+    return roc_summary(-member, -answer_nlls(model, tokenizer, nonmembers))

@@ -84,7 +84,8 @@ def split_likelihoods(
         probability = answer_probability(answers)
         true_side = answer_nlls(model, tokenizer, [(x.question, x.paraphrased_answer or x.answer) for x in items],
                                 batch_size)  # fmt: skip
-    return {"probability": probability, "truth_ratios": truth_ratios(true_side, perturbed).tolist(), "n": len(items)}
+    return {"probability": probability, "truth_ratios": truth_ratios(true_side, perturbed).tolist(), "n": len(items),
+            "answer_nlls": answers.tolist()}  # fmt: skip
 
 
 def evaluate_split(

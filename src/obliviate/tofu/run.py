@@ -26,7 +26,6 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from obliviate import __version__
-from obliviate.attacks.quantization import QUANTIZATION_NOTE
 from obliviate.config import AntiSampleTrainingConfig, TofuConfig
 from obliviate.errors import DataError
 from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
@@ -34,9 +33,8 @@ from obliviate.methods.qa import QA_METHODS, RMU, AntiSampleNLL, GradDiff, QAMet
 from obliviate.models import load_model
 from obliviate.models.loading import LoadedModel, save_model, save_trained
 from obliviate.reports.html import write_html_report
-from obliviate.reports.markdown import markdown_table
-from obliviate.reports.plots import plot_roc_curves, plot_tradeoff, plot_value_histograms
 from obliviate.reports.rundir import RunLog, create_run_dir
+from obliviate.reports.tofu import tofu_summary, write_tofu_plots
 from obliviate.tofu.attacks import (
     forget_probability,
     membership_attack,
@@ -221,13 +219,14 @@ def run_tofu(cfg: TofuConfig) -> tuple[Path, dict[str, Any]]:
         unlearned = LoadedModel(engine.unwrapped.eval(), tok, models.full.spec)
         evaluation = _jsonable(evaluate_tofu(unlearned.model, tok, data.eval_sets))
         log.info("evaluated the unlearned model; running the attacks")
-        attacks = _attacks(cfg, models, unlearned, data, holdout, forget_pairs)
+        attacks = _attacks(cfg, models, unlearned, data, holdout, evaluation["forget"]["answer_nlls"])
         model_path = save_trained(unlearned, run_dir) if cfg.save_model else None
         metrics = _metrics(cfg, data, models, evaluation, trace, attacks, unlearning_seconds,
                            time.perf_counter() - started, model_path)  # fmt: skip
         write_json_atomic(run_dir / "metrics.json", metrics)
         write_json_atomic(run_dir / "answers.json", _answers(data, models.full_eval, evaluation))
-        _plots(run_dir, metrics, models, evaluation)
+        write_tofu_plots(run_dir, metrics, {"full": models.full_eval, "unlearned": evaluation,
+                                            "retain-only": models.retain_eval})  # fmt: skip
         write_text_atomic(run_dir / "summary.md", tofu_summary(metrics))
         write_html_report(run_dir)
         log.info("wrote %s", run_dir)
@@ -235,9 +234,11 @@ def run_tofu(cfg: TofuConfig) -> tuple[Path, dict[str, Any]]:
 
 
 def _attacks(cfg, models: TofuModels, unlearned: LoadedModel, data: TofuMini, holdout: list[TofuItem],
-             forget_pairs: list[tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
-    """The attacks in ``cfg.attacks``; what concerns the full or retain-only model alone is cached beside it."""
+             forget_nlls: list[float]) -> dict[str, Any]:  # fmt: skip
+    """The attacks in ``cfg.attacks``; what concerns the full or retain-only model alone is cached beside it.
+    ``forget_nlls``: the unlearned model's forget-answer NLLs from its evaluation (not computed again)."""
     tok = unlearned.tokenizer
+    forget_pairs = [(x.question, x.answer) for x in data.forget]
     out: dict[str, Any] = {"relearning": {"skipped": "not asked for"}, "paraphrase": {}, "quantization": {},
                            "membership": {}}  # fmt: skip
     if "relearning" in cfg.attacks:
@@ -246,7 +247,7 @@ def _attacks(cfg, models: TofuModels, unlearned: LoadedModel, data: TofuMini, ho
                                lambda: {"probability": forget_probability(models.full.model, tok, half)})  # fmt: skip
         out["relearning"] = relearning_attack(unlearned.model, tok, forget_pairs, p_full["probability"],
                                               steps=cfg.relearn_steps, learning_rate=cfg.learning_rate,
-                                              seed=cfg.seed)  # fmt: skip
+                                              seed=cfg.seed, nlls=forget_nlls)  # fmt: skip
     if "paraphrase" in cfg.attacks:
         full = models.cached("full", "paraphrase.json", lambda: paraphrase_attack(models.full.model, tok, data.forget))
         out["paraphrase"] = {"full": full, "unlearned": paraphrase_attack(unlearned.model, tok, data.forget)}
@@ -270,7 +271,7 @@ def _attacks(cfg, models: TofuModels, unlearned: LoadedModel, data: TofuMini, ho
 
         out["membership"] = {
             "full": models.cached("full", "membership.json", lambda: loss_attack(models.full.model)),
-            "unlearned": loss_attack(unlearned.model),
+            "unlearned": membership_attack(unlearned.model, tok, forget_pairs, nonmembers, member_nlls=forget_nlls),
             "retain-only": models.cached("retain", "membership.json", lambda: loss_attack(models.retain.model)),
         }
     return out
@@ -308,89 +309,3 @@ def _answers(data: TofuMini, before: dict[str, Any], after: dict[str, Any]) -> d
             items = zip(getattr(data.eval_sets, split), evaluation[split]["replies"], strict=True)
             out[when][split] = {"items": [{"question": x.question, "answer": x.answer, "reply": r} for x, r in items]}
     return out
-
-
-def _plots(run_dir: Path, metrics: dict[str, Any], models: TofuModels, evaluation: dict[str, Any]) -> None:
-    trace = metrics["trace"]
-    steps = [r["step"] for r in trace]
-    if trace:
-        plot_tradeoff(
-            run_dir / "tradeoff.png",
-            steps,
-            {
-                "forget answer probability": [r["forget_probability"] for r in trace],
-                "retain answer probability": [r["retain_probability"] for r in trace],
-            },
-            f"{metrics['method']}: forget / retain trade-off per epoch",
-            "value",
-            "forget answer probability",
-        )
-    plot_value_histograms(run_dir / "truth_ratios.png",
-                          {"full": models.full_eval["forget"]["truth_ratios"],
-                           "unlearned": evaluation["forget"]["truth_ratios"],
-                           "retain-only": models.retain_eval["forget"]["truth_ratios"]},
-                          "forget truth ratios (forget quality compares unlearned with retain-only)",
-                          "truth ratio R = P(perturbed)/P(paraphrased)", log_x=True)  # fmt: skip
-    if metrics["attacks"]["membership"]:
-        plot_roc_curves(run_dir / "membership_roc.png", metrics["attacks"]["membership"],
-                        title="loss attack: forget authors vs never-trained authors")  # fmt: skip
-
-
-def tofu_summary(metrics: dict[str, Any]) -> str:
-    rows = [[name, r["forget_quality"], r["model_utility"], r["forget_truth_ratio_mean"],
-             r["forget_truth_ratio_score"], r["forget_probability"], r["forget_rouge_l_recall"],
-             r["retain_probability"], r["retain_rouge_l_recall"]] for name, r in metrics["models"].items()]  # fmt: skip
-    trace_rows = [
-        [r["epoch"] + 1, r["step"], r["forget_probability"], r["retain_probability"]] for r in metrics["trace"]
-    ]
-    attacks = metrics["attacks"]
-    lines = [
-        f"# TOFU-mini: {metrics['method']} on {metrics['model']}", "",
-        f"Forget split {metrics['forget_split']} ({metrics['forget_items']} QA) against {metrics['retain_authors']} "
-        f"retain authors; {metrics['steps']} optimizer steps, unlearning {metrics['seconds_unlearning']:.0f} s, "
-        f"whole run {metrics['seconds']:.0f} s. Fine-tuned models: `{metrics['models_dir']}`.", "",
-        "## TOFU metrics", "",
-        markdown_table(["model", "forget quality (KS p)", "model utility", "forget truth ratio (mean R)",
-                        "forget TR score", "forget prob.", "forget ROUGE-L", "retain prob.", "retain ROUGE-L"], rows),
-        "", "Forget quality: KS-test p-value of the forget truth ratios against the retain-only model's (higher is "
-        "better; the retain-only model scores 1). Model utility: harmonic mean of probability, ROUGE-L and truth "
-        "ratio on retain authors, real authors and world facts.", "",
-        "## Forget / retain trade-off per epoch", "",
-        markdown_table(["epoch", "step", "forget prob.", "retain prob."], trace_rows) if trace_rows else
-        "(not traced: `trace: false`)", "",
-        "![trade-off](tradeoff.png)" if trace_rows else "", "", "![truth ratios](truth_ratios.png)", "",
-        "## Attacks", "",
-    ]  # fmt: skip
-    lines += _attack_lines(attacks, metrics["models"]["unlearned"]["forget_probability"])
-    return "\n".join(lines) + "\n"
-
-
-def _attack_lines(attacks: dict[str, Any], forget_probability_after: float) -> list[str]:
-    relearn, paraphrase = attacks["relearning"], attacks["paraphrase"]
-    lines = []
-    if "skipped" in relearn:
-        lines += [f"- Relearning: skipped ({relearn['skipped']})."]
-    else:
-        recovery = relearn["recovery"]
-        recovered = f"not reported: {relearn['note']}" if recovery is None else f"{recovery:.2f}"
-        lines += [f"- Relearning: {relearn['steps']} SFT steps on {relearn['trained_on']} forget pairs; answer "
-                  f"probability on the other {relearn['measured_on']} {relearn['before']:.3f} -> "
-                  f"{relearn['after']:.3f} (before unlearning {relearn['probability_before_unlearning']:.3f}); "
-                  f"recovery {recovered}."]  # fmt: skip
-    if paraphrase and "skipped" not in paraphrase["unlearned"]:
-        full, after = paraphrase["full"], paraphrase["unlearned"]
-        lines += [f"- Paraphrase: forget questions as TOFU paraphrases them ({after['n']}): answer probability "
-                  f"{full['probability']:.3f} -> {after['probability']:.3f}, ROUGE-L recall of greedy replies "
-                  f"{full['rouge_l_recall']:.3f} -> {after['rouge_l_recall']:.3f} (full -> unlearned)."]  # fmt: skip
-    if attacks["quantization"]:
-        lines += ["- Quantization: forget answer probability with the linear weights rounded: "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in attacks["quantization"].items())
-                  + f" (unquantized {forget_probability_after:.3f}; the full model before unlearning at these "
-                  + "widths: "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in attacks.get("quantization_full", {}).items())
-                  + f"; {QUANTIZATION_NOTE})."]  # fmt: skip
-    if attacks["membership"]:
-        lines += ["- Membership (loss attack, forget authors vs never-trained authors): AUC "
-                  + ", ".join(f"{k} {v['auc']:.3f}" for k, v in attacks["membership"].items())
-                  + " (0.5: cannot tell them apart).", "", "![membership ROC](membership_roc.png)"]  # fmt: skip
-    return lines
