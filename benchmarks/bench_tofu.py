@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from _common import SHARED_DATA, write_result
+from obliviate.api import run_tofu
 from obliviate.config import TofuConfig
-from obliviate.tofu.run import run_tofu
 
 LABELS = {"ga": "GA", "graddiff": "GradDiff", "graddiff_kl": "GradDiff (KL)", "npo": "NPO", "simnpo": "SimNPO",
           "idknll": "IdkNLL", "idkdpo": "IdkDPO", "rmu": "RMU", "unstar": "UnSTAR (TOFU anti-samples)"}  # fmt: skip

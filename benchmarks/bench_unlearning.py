@@ -3,7 +3,7 @@
 Run: python benchmarks/bench_unlearning.py --testbed runs/testbed-... [--utility-limit 100]
 (without --testbed a testbed is built first, about 10 minutes). Writes benchmarks/results/unlearning.md after
 every run (a partial table until all are done); --collect reuses finished run directories.
-Each row is a real ``obliviate unlearn`` run (obliviate.unlearning.run.run_unlearning) with the authors'
+Each row is a real ``obliviate unlearn`` run (obliviate.api.run_unlearning) with the authors'
 defaults (Adam 5e-5, betas 0.9/0.98, cap 150 steps); the run directories are kept under --output-dir."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from datetime import datetime
 from pathlib import Path
 
 from _common import SHARED_DATA, write_result
+from obliviate.api import run_unlearning
 from obliviate.config import ModelConfig, TestbedConfig, UnlearnConfig
-from obliviate.unlearning.run import run_unlearning
 
 RUNS = [("ga", "mean"), ("sga", "mean"), ("sga", "outliers"), ("ta", "mean"), ("ta", "outliers"),
         ("tau", "mean"), ("tau", "outliers")]  # fmt: skip

@@ -14,16 +14,17 @@ import argparse
 import time
 
 from _common import write_result
-from obliviate.config import AntiSampleTrainingConfig, UnstarConfig
+from obliviate.api import run_unstar
+from obliviate.config import AntiSampleTrainingConfig
 from obliviate.models import load_model
+from obliviate.models.chat import encode_chat_examples
 from obliviate.models.generation import chat_prompt, generate
 from obliviate.training.engine import Engine
-from obliviate.training.sft import encode_chat_examples
 from obliviate.unstar.associations import QA, resolve_associations, resolve_qa
 from obliviate.unstar.backends import TemplateBackend
+from obliviate.unstar.config import UnstarConfig
 from obliviate.unstar.evaluation import answer_accuracy, targeted_evaluation
 from obliviate.unstar.judge import build_judge, mentions
-from obliviate.unstar.run import run_unstar
 
 TARGET = 0.10
 SETS = ("forget", "subject", "object", "unrelated")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from accelerate import PartialState
 
+from obliviate.api import run_unlearning
 from obliviate.config import UnlearnConfig
-from obliviate.unlearning.run import run_unlearning
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from obliviate.config import MemorizationRunConfig, TestbedConfig, UnlearnConfig, load_config
-from obliviate.errors import ConfigError
+from obliviate.errors import ConfigError, DataError
+from obliviate.testbed.splits import repetition_schedule
 
 
 def test_yaml_then_overrides(tmp_path):
@@ -38,6 +39,25 @@ def test_testbed_needs_a_source_and_sane_repeats(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(TestbedConfig, bad)
+    # repeats: the file's values arrive, a flag wins over the file, and the defaults are 1..16
+    good = tmp_path / "good.yaml"
+    good.write_text("source: x.txt\nmin_repeats: 2\nmax_repeats: 5\n")
+    cfg = load_config(TestbedConfig, good, {"max_repeats": 7})
+    assert (cfg.source, cfg.min_repeats, cfg.max_repeats) == ("x.txt", 2, 7)
+    default = load_config(TestbedConfig, None, {"source": "x.txt"})
+    assert (default.min_repeats, default.max_repeats) == (1, 16)
+    # every forget sequence is injected at least once: zero or negative repeat counts are refused by name
+    for field, value in (("min_repeats", 0), ("max_repeats", 0), ("min_repeats", -3)):
+        with pytest.raises(ConfigError, match=field):
+            load_config(TestbedConfig, None, {"source": "x.txt", field: value})
+    # a range upside down (max < min) is refused, by the config or at the latest by the repetition schedule
+    try:
+        upside_down = load_config(TestbedConfig, None, {"source": "x.txt", "min_repeats": 5, "max_repeats": 2})
+    except ConfigError as exc:
+        assert "max_repeats" in str(exc)
+    else:
+        with pytest.raises(DataError, match="max_repeats"):
+            repetition_schedule(4, upside_down.min_repeats, upside_down.max_repeats, upside_down.seed)
 
 
 def test_setting_one_scoring_field_keeps_el_off_for_training_commands():

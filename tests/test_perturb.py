@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from obliviate.attacks.perturb import neighbours, perturb_text
+from obliviate.metrics.perturb import neighbours, perturb_text
 
 TEXT = " ".join(f"w{i}" for i in range(100))
 TEXTS = [

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from obliviate.core.rundir import RunLog, attach_run_log, create_run_dir, detach_run_log, write_run_file
 from obliviate.metrics.roc import roc_summary
-from obliviate.reports.markdown import markdown_table
-from obliviate.reports.plots import plot_memorization_histogram, plot_roc_curves
-from obliviate.reports.rundir import RunLog, attach_run_log, create_run_dir, detach_run_log, write_run_file
+from obliviate.render.markdown import markdown_table
+from obliviate.render.plots import plot_memorization_histogram, plot_roc_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -28,7 +28,7 @@ def test_create_run_dir_distinct_and_fresh(tmp_path: Path) -> None:
 
 
 def test_create_run_dir_never_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import obliviate.reports.rundir as rundir
+    import obliviate.core.rundir as rundir
 
     suffixes = iter(["aaaaaa", "aaaaaa", "bbbbbb"])
     monkeypatch.setattr(rundir.secrets, "token_hex", lambda n: next(suffixes))

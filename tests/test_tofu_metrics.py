@@ -96,7 +96,7 @@ def test_tofu_evaluation_on_a_tiny_model(knowing_model):
     # the answer NLL counts exactly the reply tokens after the chat prompt: check one by hand
     question, answer = "What is the capital of Zorbia?", "Quell."
     value = answer_nlls(model, tok, [(question, answer), ("What color is the sky?", "It is blue.")])[0]
-    from obliviate.training.sft import encode_chat_examples
+    from obliviate.models.chat import encode_chat_examples
 
     (window,), (mask,) = encode_chat_examples(tok, [(question, answer)])
     prompt_len = len(tok(chat_prompt(tok, question), add_special_tokens=False).input_ids)

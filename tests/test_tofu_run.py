@@ -31,7 +31,7 @@ def test_qa_method_names_build_their_classes():
     assert build_qa_method("graddiff_kl").needs_reference and not build_qa_method("graddiff").needs_reference
     assert build_qa_method("rmu", rmu_layer=3).layer == 3
     assert build_qa_method("unstar").needs_idk
-    with pytest.raises(Exception, match="unknown QA method"):
+    with pytest.raises(Exception, match="unknown method 'nope'"):
         build_qa_method("nope")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -26,6 +27,15 @@ def files(memorizing_model, tmp_path_factory):
     return model_dir, _jsonl(root / "forget.jsonl", TRAINED_TEXTS, "t"), _jsonl(root / "ref.jsonl", UNSEEN_TEXTS, "u")
 
 
+def _digests(folder):
+    """sha256 of every file under ``folder`` (weights, config, tokenizer), keyed by relative path."""
+    return {
+        str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(folder.rglob("*"))
+        if f.is_file()
+    }
+
+
 def _mc_file(path):
     items = [
         {"query": "the quick brown fox jumps", "choices": ["over the lazy dog", "under a red car"], "gold": 0},
@@ -45,6 +55,8 @@ def test_unlearn_sga_writes_model_metrics_trace_and_report(files, tmp_path):
         "--learning-rate", "2e-3", "--micro-batch-size", "2", "--max-tokens", "48", "--neighbours", "2",
         "--utility-data", str(utility), "--utility-benchmark", "toy", "--output-dir", str(out), "--no-progress",
     ]  # fmt: skip
+    before = _digests(model_dir)
+    assert "model.safetensors" in before and "config.json" in before and len(before) >= 3, sorted(before)
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     (run,) = out.iterdir()
@@ -60,7 +72,8 @@ def test_unlearn_sga_writes_model_metrics_trace_and_report(files, tmp_path):
     }  # fmt: skip
     assert metrics["utility"]["before"]["toy"]["n"] == 2 and "perplexity" in metrics["utility"]["after"]
     fluency = metrics["utility"]["after"]["fluency"]  # greedy continuations of the never-seen texts
-    assert fluency["n"] >= 1 and 0 < fluency["distinct_2"] <= 1 and 0 <= fluency["repeating_share"] <= 1
+    # the tiny model may continue with one long "word" (no word bigrams at all): the metric's range is what counts
+    assert fluency["n"] >= 1 and 0 <= fluency["distinct_2"] <= 1 and 0 <= fluency["repeating_share"] <= 1
     trace = [json.loads(line) for line in (run / "trace.jsonl").read_text().splitlines()]
     assert len(trace) == metrics["steps"] + 1 and "forget_nll" in trace[0]["terms"]
     assert "MA before" in result.output
@@ -68,6 +81,8 @@ def test_unlearn_sga_writes_model_metrics_trace_and_report(files, tmp_path):
     reloaded = load_model(str(run / "model"), device="cpu", dtype="float32")
     assert reloaded.model.config.vocab_size == 257
     assert (model_dir / "model.safetensors").stat().st_mtime < (run / "model" / "model.safetensors").stat().st_mtime
+    assert _digests(model_dir) == before  # every file of the input model byte-for-byte as it was
+    assert _digests(run / "model")["model.safetensors"] != before["model.safetensors"]  # new weights were written
 
 
 def test_unlearn_rejects_bad_input_clearly(files, tmp_path):

@@ -13,8 +13,8 @@ from conftest import TRAINED_TEXTS, UNSEEN_TEXTS
 from obliviate.config import TrainingConfig, UnlearnConfig
 from obliviate.editing import effective_weights
 from obliviate.methods import build_method
-from obliviate.methods.losses import sequence_nll
 from obliviate.methods.rules import Thresholds
+from obliviate.metrics.losses import sequence_nll
 from obliviate.metrics.reference import ReferenceStats
 from obliviate.metrics.scoring import score_windows
 from obliviate.metrics.tokens import right_pad

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from obliviate.editing import TaskVector, effective_weights
-from obliviate.methods.losses import sequence_nll, token_nll, weighted_mean
 from obliviate.methods.rules import Thresholds, select_memorized, select_outliers, should_stop
+from obliviate.metrics.losses import sequence_nll, token_nll, weighted_mean
 from obliviate.metrics.reference import ReferenceStats
 from obliviate.models.tiny import build_tiny_model
 

@@ -10,9 +10,9 @@ import pytest
 from conftest import UNRELATED, ZORBIA
 from obliviate.config import AntiSampleTrainingConfig
 from obliviate.errors import DataError
+from obliviate.models.chat import encode_chat_examples
 from obliviate.models.generation import Sampling, chat_prompt, generate
 from obliviate.training.engine import Engine
-from obliviate.training.sft import encode_chat_examples
 from obliviate.unstar.antisamples import AntiSample, answer_target, backend_shares, read_antisamples, write_antisamples
 from obliviate.unstar.associations import QA, Association, load_associations
 from obliviate.unstar.backends import TemplateBackend

@@ -58,7 +58,7 @@ def test_antisamples_then_unlearn_from_the_file(inputs, tmp_path):
 
     result = runner.invoke(app, ["unlearn", str(facts), "--method", "unstar", "--antisamples", str(out), *common])
     assert result.exit_code == 0, result.output
-    run_dir = next((tmp_path / "runs").glob("unlearn-unstar-*"))
+    run_dir = next((tmp_path / "runs").glob("associations-unstar-*"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["sets"]["forget"]["before"] == 1.0
     assert metrics["steps"] == 4 * -(-len(samples) // 4)  # passes x batches over the file's samples
@@ -80,12 +80,12 @@ def test_unstar_loop_from_the_cli_with_ablations(inputs, tmp_path):
                                  "--no-rationale", "--no-escalation", "--no-save-model", "--model", str(model_dir),
                                  "--config", str(config), "--output-dir", str(tmp_path), "--no-progress"])  # fmt: skip
     assert result.exit_code == 0, result.output
-    metrics = json.loads(next(tmp_path.glob("unlearn-unstar-*/metrics.json")).read_text())
+    metrics = json.loads(next(tmp_path.glob("associations-unstar-*/metrics.json")).read_text())
     assert metrics["ablations"] == {"rationale": False, "escalation": False, "retain_step": True}
     assert metrics["steps"] > 0 and metrics["sets"]["forget"]["after"] == 0.0
     assert set(metrics["backend_shares"]["question"]) == {"template"}
     assert metrics["backend_shares"]["rationale"] == {}  # no rationales in this ablation
-    run_dir = next(tmp_path.glob("unlearn-unstar-*"))
+    run_dir = next(tmp_path.glob("associations-unstar-*"))
     assert (run_dir / "tradeoff.png").is_file() and "![forget / retain trade-off](tradeoff.png)" in (
         run_dir / "summary.md"
     ).read_text()

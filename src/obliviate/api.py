@@ -1,60 +1,177 @@
-"""The Python API behind the CLI: each function takes a typed config and writes a new run directory."""
+"""The Python API: one function per CLI command. Each takes a typed config (or a mapping / YAML path / keyword
+overrides) and, where it makes sense, objects already in memory - a loaded model, a list of texts or of
+(question, answer) pairs - and returns a typed result. The CLI is a thin layer over these functions."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from obliviate import __version__
-from obliviate.config import MemorizationRunConfig
-from obliviate.data import SequenceSet, builtin_sequences, load_sequences
-from obliviate.errors import ConfigError
+from obliviate._version import __version__
+from obliviate.config import MemorizationRunConfig, TestbedConfig, TofuConfig, UnlearnConfig, load_config
+from obliviate.core.rundir import RunLog, create_run_dir
+from obliviate.data.resolve import reference_for, resolve_sequences
 from obliviate.io import write_yaml_atomic
-from obliviate.metrics.audit import audit_memorization
-from obliviate.models import load_model
-from obliviate.reports.memorization import write_memorization_report
-from obliviate.reports.rundir import RunLog, create_run_dir
+from obliviate.runner import RunConfig, RunResult, run
 
 log = logging.getLogger("obliviate")
 
-BUILTIN_PREFIX = "builtin:"
+__all__ = ["RunConfig", "RunResult", "audit", "build_testbed", "compare", "generate_antisamples", "run_memorization",
+           "run_tofu", "run_unlearning", "run_unstar", "unlearn"]  # fmt: skip
 
 
-def resolve_sequences(spec: str, limit: int | None = None) -> SequenceSet:
-    """A sequence file path, or ``builtin:NAME`` for a set shipped with obliviate."""
-    if spec.startswith(BUILTIN_PREFIX):
-        sequences = builtin_sequences(spec.removeprefix(BUILTIN_PREFIX))
-        return sequences.subset(sequences.ids[:limit]) if limit else sequences
-    return load_sequences(spec, limit=limit)
+def _config(cls, config: Any, overrides: Mapping[str, Any]) -> Any:
+    """``config`` as ``cls``: an instance, a mapping, a YAML path or None (defaults), with dotted overrides."""
+    if isinstance(config, cls) and not overrides:
+        return config
+    if isinstance(config, cls):
+        config = config.model_dump(mode="json")
+    if isinstance(config, Mapping):
+        return load_config(cls, None, {**_flatten(config), **overrides})
+    return load_config(cls, config, dict(overrides))
 
 
-def reference_for(target_spec: str, reference_spec: str | None) -> str:
-    """The never-seen reference set: the given one, or builtin:fresh beside a built-in target set."""
-    if reference_spec is not None:
-        return reference_spec
-    if not target_spec.startswith(BUILTIN_PREFIX):
-        raise ConfigError("A reference set of never-seen sequences is required (--reference FILE)")
-    return "builtin:fresh"
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
-def run_memorization(cfg: MemorizationRunConfig) -> tuple[Path, dict[str, Any]]:
+def unlearn(config: RunConfig | UnlearnConfig | Mapping[str, Any] | str | Path | None = None, *, model: Any = None,
+            forget: Any = None, reference: Any = None, retain: Any = None, report: bool = True,
+            **overrides: Any) -> RunResult:  # fmt: skip
+    """Run one method on one benchmark (the ``obliviate unlearn`` command) and return its :class:`RunResult`.
+
+    ``config``: a RunConfig, a legacy UnlearnConfig, a mapping such as ``{"method": {"name": "npo", "beta": 0.05},
+    "forget": "facts.jsonl"}``, or a YAML file. ``overrides``: dotted keys (``**{"method.beta": 0.05}``) or plain
+    fields (``method="npo"``). In-memory objects replace files: ``model`` a LoadedModel (trained on a copy, so the
+    caller's model is never changed); ``forget`` / ``reference`` / ``retain`` lists of texts (memorization) or of
+    (question, answer) pairs (qa)."""
+    if isinstance(config, UnlearnConfig):
+        config = from_unlearn_config(config)
+    inputs: dict[str, Any] = {"model": model} if model is not None else {}
+    for name, value, key in (("forget", forget, "forget"), ("reference", reference, "benchmark.reference"),
+                             ("retain", retain, "benchmark.retain")):  # fmt: skip
+        if isinstance(value, str | Path):
+            overrides[key] = str(value)  # a file or builtin:NAME, as in a config
+        elif value is not None:
+            inputs[name] = value
+    cfg = _config(RunConfig, config, overrides)
+    result = run(cfg, inputs)
+    if report and result.run_dir is not None:
+        from obliviate.reports.html import write_html_report
+
+        write_html_report(result.run_dir)
+    return result
+
+
+def from_unlearn_config(cfg: UnlearnConfig) -> RunConfig:
+    """A legacy memorization UnlearnConfig as a RunConfig (top-level method knobs move into the method config)."""
+    from obliviate.methods import METHODS
+
+    spec = METHODS.get(cfg.method)
+    knobs = {"gamma": cfg.gamma, "coefficient": cfg.ta_coefficient, "first_threshold": cfg.first_threshold,
+             "reset_optimizer": cfg.reset_optimizer or None}  # fmt: skip
+    method = {"name": cfg.method, **{k: v for k, v in knobs.items() if v is not None and k in spec.config.model_fields}}
+    bench = {"name": "memorization", "reference": cfg.reference, "preset": cfg.preset, "stop": cfg.stop, "tau": cfg.tau,
+             "resume": cfg.resume, "training": cfg.training.model_dump(), "scoring": cfg.scoring.model_dump(),
+             "utility": cfg.utility.model_dump()}  # fmt: skip
+    return RunConfig(model=cfg.model, method=method, benchmark=bench, forget=cfg.forget, limit=cfg.limit,
+                     seed=cfg.training.seed, save_model=cfg.save_model, output_dir=cfg.output_dir,
+                     progress=cfg.progress)  # fmt: skip
+
+
+def run_unlearning(cfg: UnlearnConfig) -> tuple[Path | None, dict[str, Any]]:
+    """Legacy form of :func:`unlearn` for a memorization UnlearnConfig: (run directory, metrics)."""
+    result = unlearn(cfg)
+    return result.run_dir, result.metrics
+
+
+def run_unstar(cfg: Any) -> tuple[Path, dict[str, Any]]:
+    """UnSTAR on the associations benchmark from an UnstarConfig: (run directory, metrics)."""
+    from obliviate.methods.unstar import UnstarMethodConfig
+
+    data = cfg.model_dump(mode="json")
+    method = {k: data.pop(k) for k in list(data) if k in UnstarMethodConfig.model_fields}
+    method["name"] = "unstar"
+    data.pop("method", None)
+    run_fields = {k: data.pop(k) for k in ("model", "forget", "limit", "seed", "save_model", "output_dir", "progress")}
+    result = unlearn(RunConfig.model_validate({**run_fields, "method": method,
+                                               "benchmark": {"name": "associations", **data}}))  # fmt: skip
+    return result.run_dir, result.metrics
+
+
+def run_tofu(cfg: TofuConfig) -> tuple[Path, dict[str, Any]]:
+    """One method on TOFU-mini from a TofuConfig: (run directory, metrics)."""
+    data = cfg.model_dump(mode="json")
+    method: dict[str, Any] = {"name": data.pop("method")}
+    layer = data.pop("rmu_layer")
+    if method["name"] == "rmu":
+        method["layer"] = layer
+    run_fields = {k: data.pop(k) for k in ("model", "seed", "save_model", "output_dir", "progress")}
+    result = unlearn(RunConfig.model_validate({**run_fields, "method": method, "benchmark": {"name": "tofu", **data}}))
+    return result.run_dir, result.metrics
+
+
+def audit(config: MemorizationRunConfig | Mapping[str, Any] | str | Path | None = None, *, model: Any = None,
+          sequences: Any = None, reference: Any = None, **overrides: Any) -> RunResult:  # fmt: skip
+    """Score per-sequence memorization against never-seen text (the ``obliviate memorization`` command)."""
+    cfg = _config(MemorizationRunConfig, config, overrides)
+    run_dir, metrics = run_memorization(cfg, model=model, sequences=sequences, reference=reference)
+    return RunResult(run_dir, metrics)
+
+
+def run_memorization(cfg: MemorizationRunConfig, *, model: Any = None, sequences: Any = None,
+                     reference: Any = None) -> tuple[Path, dict[str, Any]]:  # fmt: skip
     """Score a model on a sequence set against never-seen reference text; returns (run dir, metrics)."""
-    reference_spec = reference_for(cfg.sequences, cfg.reference)
-    target = resolve_sequences(cfg.sequences, cfg.limit)
-    reference = resolve_sequences(reference_spec, cfg.limit)
+    from obliviate.benchmarks.memorization_run import sequences_from
+    from obliviate.evaluation.audit_report import write_memorization_report
+    from obliviate.metrics.audit import audit_memorization
+    from obliviate.models import load_model
+
+    target = sequences_from(sequences, "sequences") if sequences is not None else resolve_sequences(cfg.sequences,
+                                                                                                     cfg.limit)
+    if reference is not None:
+        reference_set = sequences_from(reference, "reference")
+    else:
+        reference_set = resolve_sequences(reference_for(cfg.sequences if sequences is None else "", cfg.reference),
+                                          cfg.limit)  # fmt: skip
     run_dir = create_run_dir(cfg.output_dir, "memorization")
     with RunLog(run_dir):
         write_yaml_atomic(run_dir / "config.yaml", cfg.model_dump(mode="json"))
         log.info("obliviate %s: memorization audit of %s on %s", __version__, cfg.model.model, cfg.sequences)
-        loaded = load_model(
-            cfg.model.model,
-            device=cfg.model.device,
-            dtype=cfg.model.dtype,
-            trust_remote_code=cfg.model.trust_remote_code,
-        )
-        audit = audit_memorization(loaded, target, reference, cfg.scoring, progress=cfg.progress)
-        header = {"model": cfg.model.model, "sequences": cfg.sequences, "reference": reference_spec}
-        metrics = write_memorization_report(run_dir, audit, header)
+        loaded = model or load_model(cfg.model.model, device=cfg.model.device, dtype=cfg.model.dtype,
+                                     trust_remote_code=cfg.model.trust_remote_code)  # fmt: skip
+        result = audit_memorization(loaded, target, reference_set, cfg.scoring, progress=cfg.progress)
+        header = {"model": cfg.model.model, "sequences": cfg.sequences, "reference": cfg.reference or "builtin:fresh"}
+        metrics = write_memorization_report(run_dir, result, header)
         log.info("wrote %s", run_dir)
     return run_dir, metrics
+
+
+def generate_antisamples(config: Any = None, out: str | Path | None = None, **overrides: Any):
+    """UnSTAR anti-samples only, no training (the ``obliviate antisamples`` command): (file, summary)."""
+    from obliviate.unstar.config import UnstarConfig
+    from obliviate.unstar.run import generate_antisamples as generate
+
+    return generate(_config(UnstarConfig, config, overrides), out)
+
+
+def build_testbed(config: TestbedConfig | Mapping[str, Any] | str | Path | None = None, **overrides: Any):
+    """Build a memorization testbed (the ``obliviate testbed`` command): (run directory, metrics)."""
+    from obliviate.testbed.build import build_testbed as build
+
+    return build(_config(TestbedConfig, config, overrides))
+
+
+def compare(runs: list[str | Path], output_dir: str | Path = "runs") -> tuple[Path, Path]:
+    """One table (comparison.md) and one figure (comparison.png) over run directories of any kind."""
+    from obliviate.reports.compare import compare_runs
+
+    return compare_runs(runs, create_run_dir(output_dir, "compare"))

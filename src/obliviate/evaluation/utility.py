@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from obliviate.config import UtilityConfig
 from obliviate.errors import DataError
-from obliviate.methods.losses import token_nll
+from obliviate.metrics.losses import token_nll
 from obliviate.metrics.scoring import score_windows
 from obliviate.metrics.tokens import length_sorted_batches, right_pad
 from obliviate.models import LoadedModel
@@ -134,8 +134,8 @@ def fluency(loaded: LoadedModel, windows: list[list[int]], prompts: int = 8, pro
             new_tokens: int = 48) -> dict[str, Any]:  # fmt: skip
     """Greedy continuations of the first ``prompt_tokens`` tokens of ``prompts`` never-seen texts: distinct-2
     (unique word bigrams / bigrams, pooled) and the share of continuations that repeat themselves."""
+    from obliviate.metrics.text import repeats_itself
     from obliviate.models.generation import Sampling, generate
-    from obliviate.reports.html import repeats_itself
 
     chosen = [w[:prompt_tokens] for w in windows if len(w) > prompt_tokens][:prompts]
     if not chosen:

@@ -33,6 +33,10 @@ class MemorizationMethod:
     def sign(self) -> float:
         return ASCENT
 
+    def step(self, engine: Engine, windows: list[list[int]], selected: list[int]) -> dict[str, float]:
+        """One optimizer step on the selected windows: sign * their mean NLL (the engine's micro-batched step)."""
+        return engine.step(windows, selected, self.sign())
+
     def select(self, ma: np.ndarray) -> np.ndarray:
         return np.arange(len(ma))
 

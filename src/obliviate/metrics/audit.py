@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from obliviate.attacks.perturb import neighbours
 from obliviate.config import ScoringConfig
 from obliviate.data import SequenceSet
 from obliviate.metrics.mia import mia_scores
+from obliviate.metrics.perturb import neighbours
 from obliviate.metrics.reference import (
     ReferenceStats,
     calibrated_outlier_count,

@@ -11,7 +11,7 @@ from typing import Any
 
 from obliviate.errors import ObliviateError
 from obliviate.io import write_text_atomic
-from obliviate.reports.markdown import markdown_table
+from obliviate.render.markdown import markdown_table
 
 
 def headline(run_dir: Path) -> dict[str, Any]:
@@ -24,6 +24,15 @@ def headline(run_dir: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ObliviateError(f"{path} is not valid JSON: {exc}") from exc
     row: dict[str, Any] = {"run": run_dir.name, "method": m.get("method", "?"), "steps": m.get("steps")}
+    if m.get("benchmark") == "qa":
+        for name, s in m["sets"].items():
+            row[f"{name} acc. after"] = s["after"]
+        row["forget prob."] = m["after"]["forget"]["aggregate"]["probability"]
+        row["relearning recovery"] = (m["attacks"].get("relearning") or {}).get("recovery")
+        if m["attacks"].get("membership"):
+            row["membership AUC"] = m["attacks"]["membership"]["auc"]
+        row["unlearning s"] = m.get("seconds_unlearning")
+        return row
     if "outliers" in m:  # memorization unlearning
         row["stop rule"] = m.get("stop_rule")
         row["c(D_f) high after"] = m["outliers"]["after_vs_start_band"]["high"]
@@ -81,11 +90,11 @@ def _cell(value: Any) -> str:
 
 
 def _plot(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Path:
-    from obliviate.reports.plots import _save, plt
+    from obliviate.render.plots import save_png, subplots
 
     width = max(1, min(4, len(columns)))
     height = max(1, math.ceil(len(columns) / width))
-    fig, axes = plt.subplots(height, width, figsize=(3.2 * width, 2.6 * height), squeeze=False)
+    fig, axes = subplots(height, width, figsize=(3.2 * width, 2.6 * height), squeeze=False)
     labels = [f"{r['method']}\n{r['run'][-6:]}" for r in rows]
     for ax, column in zip(axes.flat, columns):
         values = [r.get(column) if isinstance(r.get(column), int | float) else math.nan for r in rows]
@@ -95,4 +104,4 @@ def _plot(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Path:
     for ax in list(axes.flat)[len(columns) :]:
         ax.axis("off")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)

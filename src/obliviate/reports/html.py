@@ -23,7 +23,8 @@ import markdown
 
 from obliviate.errors import ObliviateError
 from obliviate.io import write_text_atomic
-from obliviate.reports.markdown import markdown_table
+from obliviate.metrics.text import repeats_itself
+from obliviate.render.markdown import markdown_table
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 
@@ -79,12 +80,6 @@ def retention_verdicts(metrics: dict[str, Any]) -> list[Verdict]:
         out.append(Verdict(f"retain regression: {name}", grade,
                            f"{s['before']:.3f} -> {s['after']:.3f} ({s['retained']:.0%} kept)"))  # fmt: skip
     return out
-
-
-def repeats_itself(text: str) -> bool:
-    words = re.findall(r"\w+", text.lower())
-    trigrams = list(zip(words, words[1:], words[2:]))
-    return len(trigrams) >= 6 and len(set(trigrams)) < 0.5 * len(trigrams)
 
 
 def gibberish_verdict(answers: dict[str, Any]) -> list[Verdict]:

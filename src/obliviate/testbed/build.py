@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 
 from obliviate.config import TestbedConfig
+from obliviate.core.rundir import RunLog, create_run_dir
 from obliviate.data import SequenceSet, load_sequences
+from obliviate.evaluation.audit_report import audit_tables
 from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
 from obliviate.metrics.audit import MemorizationAudit, audit_memorization
 from obliviate.metrics.tokens import encode_windows
 from obliviate.models import LoadedModel, load_model, save_model
-from obliviate.reports.markdown import markdown_table
-from obliviate.reports.memorization import audit_tables
-from obliviate.reports.plots import plot_memorization_histogram
-from obliviate.reports.rundir import RunLog, create_run_dir
+from obliviate.render.markdown import markdown_table
+from obliviate.render.plots import plot_memorization_histogram
 from obliviate.testbed.splits import injection_order, repetition_schedule, select_splits
 from obliviate.training.finetune import finetune_on_windows
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from obliviate.methods.qa import answer_nll, encode_qa
+from obliviate.methods.objective import answer_nll, encode_qa
 from obliviate.models.generation import Sampling, chat_prompt, generate
 from obliviate.tofu.data import TofuItem, load_split
 from obliviate.tofu.metrics import (

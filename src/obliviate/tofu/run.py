@@ -25,16 +25,13 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from obliviate import __version__
 from obliviate.config import AntiSampleTrainingConfig, TofuConfig
-from obliviate.errors import DataError
-from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
-from obliviate.methods.qa import QA_METHODS, RMU, AntiSampleNLL, GradDiff, QAMethod
+from obliviate.errors import ConfigError, DataError
+from obliviate.io import write_json_atomic, write_text_atomic
+from obliviate.methods import METHODS
+from obliviate.methods.objective import ObjectiveMethod
 from obliviate.models import load_model
 from obliviate.models.loading import LoadedModel, save_model, save_trained
-from obliviate.reports.html import write_html_report
-from obliviate.reports.rundir import RunLog, create_run_dir
-from obliviate.reports.tofu import tofu_summary, write_tofu_plots
 from obliviate.tofu.attacks import (
     forget_probability,
     membership_attack,
@@ -44,6 +41,7 @@ from obliviate.tofu.attacks import (
 )
 from obliviate.tofu.data import TofuItem, load_split
 from obliviate.tofu.evaluate import evaluate_tofu, forget_quality_against
+from obliviate.tofu.report import tofu_summary, write_tofu_plots
 from obliviate.tofu.testbed import TofuMini, tofu_mini
 from obliviate.tofu.unlearn import unlearn_qa
 from obliviate.training.engine import Engine
@@ -52,17 +50,12 @@ from obliviate.training.sft import sft
 log = logging.getLogger("obliviate")
 
 
-def build_qa_method(name: str, rmu_layer: int = 10) -> QAMethod:
-    """The method class for a ``TofuConfig.method`` name ('unstar' trains on TOFU's anti-samples)."""
-    if name == "graddiff_kl":
-        return GradDiff(retain_term="kl")
-    if name == "rmu":
-        return RMU(layer=rmu_layer)
-    if name == "unstar":
-        return AntiSampleNLL()
-    if name not in QA_METHODS:
-        raise DataError(f"unknown QA method {name!r}")
-    return QA_METHODS[name]()
+def build_qa_method(name: str, rmu_layer: int = 10) -> ObjectiveMethod:
+    """The objective method registered as ``name`` with its default config ('unstar' trains on TOFU's anti-samples)."""
+    spec = METHODS.get(name)
+    if spec.objective is None:
+        raise ConfigError(f"method {name!r} has no question-answer objective (it is step-wise only)")
+    return spec.objective(spec.make_config(**({"layer": rmu_layer} if name == "rmu" else {})))
 
 
 def tofu_antisamples(items: list[TofuItem]) -> list[list[tuple[str, str]]]:
@@ -184,53 +177,53 @@ def _probe(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, data: Tof
     return {"forget_probability": forget, "retain_probability": retain}
 
 
-def run_tofu(cfg: TofuConfig) -> tuple[Path, dict[str, Any]]:
-    """Run ``cfg.method`` on TOFU-mini; returns the run directory and its metrics."""
-    data = tofu_mini(cfg.tofu, retain_authors=cfg.retain_authors, forget_split=cfg.forget_split,
+def tofu_data(cfg: TofuConfig) -> TofuMini:
+    """TOFU-mini's splits for ``cfg`` (read before any run directory is made: a missing folder fails early)."""
+    return tofu_mini(cfg.tofu, retain_authors=cfg.retain_authors, forget_split=cfg.forget_split,
                      eval_limit=cfg.eval_limit, retain_eval_limit=cfg.retain_eval_limit)  # fmt: skip
+
+
+def tofu_in(run_dir: Path, cfg: TofuConfig, data: TofuMini | None = None) -> dict[str, Any]:
+    """Run ``cfg.method`` on TOFU-mini inside ``run_dir`` (made by the runner); returns the metrics."""
+    data = data or tofu_data(cfg)
     method = build_qa_method(cfg.method, cfg.rmu_layer)
     holdout = _holdout(cfg, data)
-    run_dir = create_run_dir(cfg.output_dir, f"tofu-{cfg.method}")
-    with RunLog(run_dir):
-        write_yaml_atomic(run_dir / "config.yaml", cfg.model_dump(mode="json"))
-        log.info("obliviate %s: %s on TOFU-mini (%s, %d retain authors) from %s", __version__, cfg.method,
-                 cfg.forget_split, cfg.retain_authors, cfg.model.model)  # fmt: skip
-        started = time.perf_counter()
-        models = testbed_models(cfg, data)
-        tok = models.full.tokenizer
-        forget_pairs = [(x.question, x.answer) for x in data.forget]
-        engine = Engine(copy.deepcopy(models.full.model), tok.pad_token_id,
-                        AntiSampleTrainingConfig(learning_rate=cfg.learning_rate, seed=cfg.seed))  # fmt: skip
-        probing = [0.0]
+    log.info("%s on TOFU-mini (%s, %d retain authors) from %s", cfg.method, cfg.forget_split, cfg.retain_authors,
+             cfg.model.model)  # fmt: skip
+    started = time.perf_counter()
+    models = testbed_models(cfg, data)
+    tok = models.full.tokenizer
+    forget_pairs = [(x.question, x.answer) for x in data.forget]
+    engine = Engine(copy.deepcopy(models.full.model), tok.pad_token_id,
+                    AntiSampleTrainingConfig(learning_rate=cfg.learning_rate, seed=cfg.seed))  # fmt: skip
+    probing = [0.0]
 
-        def trade_off(_epoch: int) -> dict[str, float]:
-            t0 = time.perf_counter()
-            point = _probe(engine.unwrapped, tok, data)
-            probing[0] += time.perf_counter() - t0
-            return point
+    def trade_off(_epoch: int) -> dict[str, float]:
+        t0 = time.perf_counter()
+        point = _probe(engine.unwrapped, tok, data)
+        probing[0] += time.perf_counter() - t0
+        return point
 
-        unlearning_started = time.perf_counter()
-        trace = [{"epoch": -1, "step": 0, **trade_off(-1)}] if cfg.trace else []
-        trace += unlearn_qa(engine, tok, method, forget_pairs, data.retain_pairs, epochs=cfg.epochs,
-                            batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress,
-                            after_epoch=trade_off if cfg.trace else None,
-                            alternatives=tofu_antisamples(data.forget) if cfg.method == "unstar" else None)  # fmt: skip
-        unlearning_seconds = time.perf_counter() - unlearning_started - probing[0]
-        unlearned = LoadedModel(engine.unwrapped.eval(), tok, models.full.spec)
-        evaluation = _jsonable(evaluate_tofu(unlearned.model, tok, data.eval_sets))
-        log.info("evaluated the unlearned model; running the attacks")
-        attacks = _attacks(cfg, models, unlearned, data, holdout, evaluation["forget"]["answer_nlls"])
-        model_path = save_trained(unlearned, run_dir) if cfg.save_model else None
-        metrics = _metrics(cfg, data, models, evaluation, trace, attacks, unlearning_seconds,
-                           time.perf_counter() - started, model_path)  # fmt: skip
-        write_json_atomic(run_dir / "metrics.json", metrics)
-        write_json_atomic(run_dir / "answers.json", _answers(data, models.full_eval, evaluation))
-        write_tofu_plots(run_dir, metrics, {"full": models.full_eval, "unlearned": evaluation,
-                                            "retain-only": models.retain_eval})  # fmt: skip
-        write_text_atomic(run_dir / "summary.md", tofu_summary(metrics))
-        write_html_report(run_dir)
-        log.info("wrote %s", run_dir)
-    return run_dir, metrics
+    unlearning_started = time.perf_counter()
+    trace = [{"epoch": -1, "step": 0, **trade_off(-1)}] if cfg.trace else []
+    trace += unlearn_qa(engine, tok, method, forget_pairs, data.retain_pairs, epochs=cfg.epochs,
+                        batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress,
+                        after_epoch=trade_off if cfg.trace else None,
+                        alternatives=tofu_antisamples(data.forget) if cfg.method == "unstar" else None)  # fmt: skip
+    unlearning_seconds = time.perf_counter() - unlearning_started - probing[0]
+    unlearned = LoadedModel(engine.unwrapped.eval(), tok, models.full.spec)
+    evaluation = _jsonable(evaluate_tofu(unlearned.model, tok, data.eval_sets))
+    log.info("evaluated the unlearned model; running the attacks")
+    attacks = _attacks(cfg, models, unlearned, data, holdout, evaluation["forget"]["answer_nlls"])
+    model_path = save_trained(unlearned, run_dir) if cfg.save_model else None
+    metrics = _metrics(cfg, data, models, evaluation, trace, attacks, unlearning_seconds,
+                       time.perf_counter() - started, model_path)  # fmt: skip
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    write_json_atomic(run_dir / "answers.json", _answers(data, models.full_eval, evaluation))
+    write_tofu_plots(run_dir, metrics, {"full": models.full_eval, "unlearned": evaluation,
+                                        "retain-only": models.retain_eval})  # fmt: skip
+    write_text_atomic(run_dir / "summary.md", tofu_summary(metrics))
+    return metrics
 
 
 def _attacks(cfg, models: TofuModels, unlearned: LoadedModel, data: TofuMini, holdout: list[TofuItem],

@@ -13,14 +13,14 @@ from typing import Any
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from obliviate.methods.qa import QAMethod, encode_qa, idk_pairs
+from obliviate.methods.objective import ObjectiveMethod, encode_qa, idk_pairs
 from obliviate.training.engine import Engine
 
 
 def unlearn_qa(
     engine: Engine,
     tokenizer: PreTrainedTokenizerBase,
-    method: QAMethod,
+    method: ObjectiveMethod,
     forget: Sequence[tuple[str, str]],
     retain: Sequence[tuple[str, str]],
     *,

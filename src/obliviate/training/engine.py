@@ -23,7 +23,7 @@ from transformers import PreTrainedModel
 
 from obliviate.config import TrainingConfig
 from obliviate.errors import ObliviateError
-from obliviate.methods.losses import sequence_nll
+from obliviate.metrics.losses import sequence_nll
 from obliviate.metrics.scoring import score_windows
 from obliviate.metrics.tokens import right_pad
 

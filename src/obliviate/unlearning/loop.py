@@ -86,7 +86,7 @@ class UnlearningLoop:
                 break
             record["selected"] = [self.ids[i] for i in selected]
             try:
-                record["terms"] = engine.step(self.windows, selected.tolist(), method.sign())
+                record["terms"] = method.step(engine, self.windows, selected.tolist())
             except TrainingDiverged as exc:
                 reason = f"diverged: {exc}"
                 log.error("step %d: %s", step + 1, exc)

@@ -3,27 +3,26 @@ from an anti-sample file), evaluate again, relearning check, report."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from obliviate import __version__
 from obliviate.attacks.quantization import QUANTIZATION_NOTE, quantized_copy
-from obliviate.config import UnstarConfig
+from obliviate.core.rundir import RunLog, create_run_dir
 from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
 from obliviate.models import LoadedModel, load_model
 from obliviate.models.generation import Sampling
 from obliviate.models.loading import resolve_device, save_trained
-from obliviate.reports.html import write_html_report
-from obliviate.reports.markdown import markdown_table
-from obliviate.reports.plots import plot_tradeoff
-from obliviate.reports.rundir import RunLog, create_run_dir
+from obliviate.render.markdown import markdown_table
+from obliviate.render.plots import plot_tradeoff
 from obliviate.training.engine import Engine
 from obliviate.training.sft import sft
 from obliviate.unstar.antisamples import backend_shares, read_antisamples, write_antisamples
 from obliviate.unstar.associations import QA, AssociationSet, resolve_associations, resolve_qa
 from obliviate.unstar.backends import Backend, ChatBackend, LocalChatModel, OpenAIChatModel, TemplateBackend
+from obliviate.unstar.config import UnstarConfig
 from obliviate.unstar.evaluation import answer_accuracy, relearning_check, targeted_evaluation
 from obliviate.unstar.judge import AnyJudge, build_judge
 from obliviate.unstar.pipeline import UnstarPipeline, UnstarResult, UnstarSettings
@@ -73,6 +72,13 @@ def _judge(kinds: list[str], backends: list[Backend]) -> AnyJudge:
     return build_judge(kinds, llm=llm)
 
 
+def read_inputs(cfg: UnstarConfig) -> None:
+    """Read every input file of a run (associations, fact sets, anti-samples): a bad one fails before any work."""
+    _inputs(cfg)
+    if cfg.antisamples:
+        read_antisamples(cfg.antisamples)
+
+
 def _inputs(cfg: UnstarConfig) -> tuple[AssociationSet, list[QA], list[QA]]:
     associations = resolve_associations(cfg.forget, cfg.limit)
     unrelated = resolve_qa(cfg.unrelated) if cfg.unrelated else []
@@ -85,69 +91,66 @@ def _load(cfg: UnstarConfig) -> LoadedModel:
                       trust_remote_code=cfg.model.trust_remote_code)  # fmt: skip
 
 
-def run_unstar(cfg: UnstarConfig) -> tuple[Path, dict[str, Any]]:
-    """Unlearn the associations in ``cfg.forget``; returns the run directory and its metrics."""
+def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = None) -> dict[str, Any]:
+    """Unlearn the associations in ``cfg.forget`` inside ``run_dir`` (made by the runner); returns the metrics.
+    ``loaded``: a model already in memory (a copy is trained), instead of ``cfg.model``."""
     associations, unrelated, retain = _inputs(cfg)
     from_file = read_antisamples(cfg.antisamples) if cfg.antisamples else None
-    run_dir = create_run_dir(cfg.output_dir, "unlearn-unstar")
-    with RunLog(run_dir):
-        write_yaml_atomic(run_dir / "config.yaml", cfg.model_dump(mode="json"))
-        log.info("obliviate %s: UnSTAR on %s, cutting %d associations", __version__, cfg.model.model, len(associations))
-        started = time.perf_counter()
-        loaded = _load(cfg)
-        eval_judge = build_judge(cfg.eval_judge)
-        before = targeted_evaluation(loaded.model, loaded.tokenizer, list(associations), unrelated, eval_judge)
-        log.info("before: %s", {k: round(before[k]["accuracy"], 3) for k in SETS})
-        warn_unknown_facts(before)
-        engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, cfg.training,
-                        cpu=resolve_device(cfg.model.device).type == "cpu")  # fmt: skip
-        trained = LoadedModel(engine.unwrapped, loaded.tokenizer, loaded.spec)
-        unlearning_started = time.perf_counter()
-        evaluating = [0.0]  # seconds spent on the per-round evaluation, left out of the unlearning time
-        if from_file is not None:
-            pairs = [(s.question, s.target) for s in from_file]
-            losses = sft(engine, loaded.tokenizer, pairs, passes=cfg.passes, batch_size=cfg.batch_size,
-                         train_on_prompt=cfg.train_on_prompt, seed=cfg.seed, progress=cfg.progress)  # fmt: skip
-            rounds = [{"round": 0, "from_file": cfg.antisamples, "steps": len(losses)}]
-            result = UnstarResult(antisamples=from_file, steps=len(losses), rounds=rounds)
-        else:
-            backends = build_backends(cfg, trained, associations)
+    log.info("UnSTAR on %s, cutting %d associations", cfg.model.model, len(associations))
+    started = time.perf_counter()
+    loaded = _load(cfg) if loaded is None else LoadedModel(copy.deepcopy(loaded.model), loaded.tokenizer,
+                                                             loaded.spec)  # fmt: skip
+    eval_judge = build_judge(cfg.eval_judge)
+    before = targeted_evaluation(loaded.model, loaded.tokenizer, list(associations), unrelated, eval_judge)
+    log.info("before: %s", {k: round(before[k]["accuracy"], 3) for k in SETS})
+    warn_unknown_facts(before)
+    engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, cfg.training,
+                    cpu=resolve_device(cfg.model.device).type == "cpu")  # fmt: skip
+    trained = LoadedModel(engine.unwrapped, loaded.tokenizer, loaded.spec)
+    unlearning_started = time.perf_counter()
+    evaluating = [0.0]  # seconds spent on the per-round evaluation, left out of the unlearning time
+    if from_file is not None:
+        pairs = [(s.question, s.target) for s in from_file]
+        losses = sft(engine, loaded.tokenizer, pairs, passes=cfg.passes, batch_size=cfg.batch_size,
+                     train_on_prompt=cfg.train_on_prompt, seed=cfg.seed, progress=cfg.progress)  # fmt: skip
+        rounds = [{"round": 0, "from_file": cfg.antisamples, "steps": len(losses)}]
+        result = UnstarResult(antisamples=from_file, steps=len(losses), rounds=rounds)
+    else:
+        backends = build_backends(cfg, trained, associations)
 
-            def heldout_accuracy(_round: int) -> dict[str, Any]:
-                # the four sets after every round, for the trace only (never fed back into the loop)
-                t0 = time.perf_counter()
-                now = targeted_evaluation(engine.unwrapped, loaded.tokenizer, list(associations), unrelated,
-                                          eval_judge)  # fmt: skip
-                evaluating[0] += time.perf_counter() - t0
-                return {"forget_heldout_accuracy": now["forget"]["accuracy"],
-                        "accuracy": {k: now[k]["accuracy"] for k in SETS},
-                        "elapsed": time.perf_counter() - unlearning_started - evaluating[0]}  # fmt: skip
+        def heldout_accuracy(_round: int) -> dict[str, Any]:
+            # the four sets after every round, for the trace only (never fed back into the loop)
+            t0 = time.perf_counter()
+            now = targeted_evaluation(engine.unwrapped, loaded.tokenizer, list(associations), unrelated,
+                                      eval_judge)  # fmt: skip
+            evaluating[0] += time.perf_counter() - t0
+            return {"forget_heldout_accuracy": now["forget"]["accuracy"],
+                    "accuracy": {k: now[k]["accuracy"] for k in SETS},
+                    "elapsed": time.perf_counter() - unlearning_started - evaluating[0]}  # fmt: skip
 
-            pipeline = UnstarPipeline(engine, loaded.tokenizer, list(associations), backends,
-                                      _judge(cfg.judge, backends), settings_from(cfg), retain=retain,
-                                      progress=cfg.progress, after_round=heldout_accuracy)  # fmt: skip
-            result = pipeline.run()
-        unlearning_seconds = time.perf_counter() - unlearning_started - evaluating[0]
-        write_antisamples(run_dir / "antisamples.jsonl", result.antisamples)
-        after = targeted_evaluation(engine.unwrapped, loaded.tokenizer, list(associations), unrelated, eval_judge)
-        log.info("after: %s", {k: round(after[k]["accuracy"], 3) for k in SETS})
-        relearn = None
-        if cfg.relearn_steps:
-            relearn = relearning_check(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
-                                       cfg.training, steps=cfg.relearn_steps)  # fmt: skip
-        quantized = quantization_attack(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
-                                        cfg.quantization_bits)  # fmt: skip
-        model_path = save_trained(trained, run_dir) if cfg.save_model else None
-        metrics = _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds,
-                           time.perf_counter() - started)  # fmt: skip
-        metrics["quantization_attack"] = quantized
-        write_json_atomic(run_dir / "metrics.json", metrics)
-        write_json_atomic(run_dir / "answers.json", {"before": before, "after": after})
-        plot_unstar_tradeoff(run_dir / "tradeoff.png", metrics)
-        write_text_atomic(run_dir / "summary.md", unstar_summary(metrics))
-        write_html_report(run_dir)
-        log.info("wrote %s", run_dir)
-    return run_dir, metrics
+        pipeline = UnstarPipeline(engine, loaded.tokenizer, list(associations), backends,
+                                  _judge(cfg.judge, backends), settings_from(cfg), retain=retain,
+                                  progress=cfg.progress, after_round=heldout_accuracy)  # fmt: skip
+        result = pipeline.run()
+    unlearning_seconds = time.perf_counter() - unlearning_started - evaluating[0]
+    write_antisamples(run_dir / "antisamples.jsonl", result.antisamples)
+    after = targeted_evaluation(engine.unwrapped, loaded.tokenizer, list(associations), unrelated, eval_judge)
+    log.info("after: %s", {k: round(after[k]["accuracy"], 3) for k in SETS})
+    relearn = None
+    if cfg.relearn_steps:
+        relearn = relearning_check(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
+                                   cfg.training, steps=cfg.relearn_steps)  # fmt: skip
+    quantized = quantization_attack(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
+                                    cfg.quantization_bits)  # fmt: skip
+    model_path = save_trained(trained, run_dir) if cfg.save_model else None
+    metrics = _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds,
+                       time.perf_counter() - started)  # fmt: skip
+    metrics["quantization_attack"] = quantized
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    write_json_atomic(run_dir / "answers.json", {"before": before, "after": after})
+    plot_unstar_tradeoff(run_dir / "tradeoff.png", metrics)
+    write_text_atomic(run_dir / "summary.md", unstar_summary(metrics))
+    return metrics
 
 
 def warn_unknown_facts(before: dict[str, Any]) -> list[str]:

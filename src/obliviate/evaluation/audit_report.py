@@ -7,8 +7,8 @@ from typing import Any
 
 from obliviate.io import write_json_atomic, write_text_atomic
 from obliviate.metrics.audit import MemorizationAudit
-from obliviate.reports.markdown import markdown_table
-from obliviate.reports.plots import plot_memorization_histogram, plot_roc_curves
+from obliviate.render.markdown import markdown_table
+from obliviate.render.plots import plot_memorization_histogram, plot_roc_curves
 
 
 def audit_tables(audit: MemorizationAudit, metrics: dict[str, Any]) -> str:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from obliviate.io import write_json_atomic, write_text_atomic
 from obliviate.metrics.audit import MemorizationAudit
 from obliviate.metrics.reference import calibrated_outlier_count
-from obliviate.reports.markdown import markdown_table
-from obliviate.reports.plots import plot_memorization_histogram, plot_roc_curves, plot_unlearning_trace
+from obliviate.render.markdown import markdown_table
+from obliviate.render.plots import plot_memorization_histogram, plot_roc_curves, plot_unlearning_trace
 
 if TYPE_CHECKING:
     from obliviate.config import UnlearnConfig

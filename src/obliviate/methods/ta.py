@@ -1,4 +1,4 @@
-"""TA (task arithmetic) and TAU (SGA, then TA) from "To Each (Textual Sequence) Its Own".
+"""TA (task arithmetic) from "To Each (Textual Sequence) Its Own" (TAU, in tau.py, builds on it).
 
 TA descends on the forget set from theta_s and judges the edited model theta_s + c * (theta_t - theta_s),
 c < 0; the edited model is the result. If the forget set starts too memorized (mean MA >= first_threshold),
@@ -8,19 +8,27 @@ its first threshold, then TA with c = -1 (Adam's state carries over unless reset
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from obliviate.editing import TaskVector, effective_weights
 from obliviate.methods.base import ASCENT, DESCENT, MemorizationMethod
 from obliviate.methods.rules import StopRule, Thresholds, select_memorized, select_outliers
+from obliviate.methods.spec import MethodConfig, MethodSpec, register
 
 if TYPE_CHECKING:
     from obliviate.training.engine import Engine
 
 EDIT = "ta"
+
+
+class TAConfig(MethodConfig):
+    name: Literal["ta"] = "ta"
+    coefficient: float = Field(-3.0, lt=0, description="edit scale c of theta_s + c (theta_t - theta_s)")
+    first_threshold: float = Field(0.9, gt=0, le=1, description="gradient ascent first while mean MA >= this")
 
 
 class TaskArithmetic(MemorizationMethod):
@@ -107,18 +115,6 @@ class TaskArithmetic(MemorizationMethod):
         self._edited = None
 
 
-class TaskArithmeticUnlearning(TaskArithmetic):
-    name = "tau"
-    default_coefficient = -1.0
-    default_first_threshold = 0.5
-    first_phase = "sga"
-
-    def observe(self, engine: Engine, ma: np.ndarray) -> np.ndarray:
-        if self.phase == "start":
-            self.phase = self.first_phase  # TAU always starts with SGA
-        return super().observe(engine, ma)
-
-
 def _plain_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A copy without adapters (LoRA merged in), in eval mode, for evaluating edits."""
     from peft import PeftModel
@@ -126,3 +122,9 @@ def _plain_copy(model: torch.nn.Module) -> torch.nn.Module:
     if isinstance(model, PeftModel):
         return copy.deepcopy(model).merge_and_unload().eval()
     return copy.deepcopy(model).eval()
+
+
+register(MethodSpec(
+    "ta", "task arithmetic: learn the forget set, subtract c times the task vector", TAConfig,
+    stepwise=lambda cfg, rule, thresholds: TaskArithmetic(rule, thresholds, **cfg.params()),
+))  # fmt: skip

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from obliviate.attacks.quantization import QUANTIZATION_NOTE
-from obliviate.reports.markdown import markdown_table
-from obliviate.reports.plots import plot_roc_curves, plot_tradeoff, plot_value_histograms
+from obliviate.render.markdown import markdown_table
+from obliviate.render.plots import plot_roc_curves, plot_tradeoff, plot_value_histograms
 
 
 def write_tofu_plots(run_dir: Path, metrics: dict[str, Any], evaluations: dict[str, dict[str, Any]]) -> None:

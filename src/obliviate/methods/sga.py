@@ -1,17 +1,22 @@
-"""GA (Jang et al.) and SGA (selective gradient ascent, "To Each (Textual Sequence) Its Own")."""
+"""SGA: selective gradient ascent ("To Each (Textual Sequence) Its Own"), step-wise only."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+from pydantic import Field
 
 from obliviate.methods.base import MemorizationMethod
 from obliviate.methods.rules import StopRule, Thresholds, select_memorized
+from obliviate.methods.spec import MethodConfig, MethodSpec, register
 
 
-class GradientAscent(MemorizationMethod):
-    """Ascend the mean token NLL of the whole forget set at every step."""
-
-    name = "ga"
+class SGAConfig(MethodConfig):
+    name: Literal["sga"] = "sga"
+    gamma: float | None = Field(
+        None, description="select sequences with MA >= gamma [the never-seen band's upper edge; preset paper 0.70]"
+    )
 
 
 class SelectiveGradientAscent(MemorizationMethod):
@@ -28,3 +33,9 @@ class SelectiveGradientAscent(MemorizationMethod):
 
     def select(self, ma: np.ndarray) -> np.ndarray:
         return select_memorized(ma, self.gamma, self.band_upper)
+
+
+register(MethodSpec(
+    "sga", "selective gradient ascent: only sequences still memorized", SGAConfig,
+    stepwise=lambda cfg, rule, thresholds: SelectiveGradientAscent(rule, thresholds, cfg.gamma),
+))  # fmt: skip

@@ -1,0 +1,83 @@
+"""The ``memorization`` benchmark: a set of sequences to forget and never-seen reference text. Audit before (MA,
+EL_n, ES, MIA scores per sequence; c(D_f); MIAU; utility), unlearn in the step-wise loop (re-score every sequence
+after every step, per-sequence selection and stop rule), audit again.
+
+Under several processes (torchrun / accelerate launch) every rank trains and scores its shard; the main process
+alone runs the before/after audits and utility, and writes the run directory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from obliviate.benchmarks.derive import benchmark_config, flat_config
+from obliviate.benchmarks.spec import BenchmarkSpec, RunContext, register
+from obliviate.config import UnlearnConfig
+from obliviate.errors import ConfigError
+from obliviate.methods.spec import MethodSpec
+
+log = logging.getLogger("obliviate")
+
+
+# the flat UnlearnConfig's fields, less the run's and the step-wise methods' own settings
+MemorizationConfig = benchmark_config(
+    "memorization", UnlearnConfig, drop=frozenset({"gamma", "ta_coefficient", "first_threshold", "reset_optimizer"})
+)
+
+
+def support(method: MethodSpec) -> str | None:
+    if method.stepwise is not None:
+        return None
+    if method.objective is None or method.antisample:
+        return "it needs question-answer associations to write anti-samples for; sequences have none"
+    if "questions" in method.needs:
+        return "it answers questions with 'I don't know'; sequences have no question (use the qa benchmark)"
+    return None
+
+
+def unlearn_config(ctx: RunContext) -> UnlearnConfig:
+    """The flat config the step-wise run and its report read."""
+    b = ctx.benchmark
+    training = b.training.model_copy(update={"seed": ctx.seed})
+    scoring = b.scoring.model_copy(update={"seed": ctx.seed})
+    return flat_config(UnlearnConfig, ctx, method=ctx.method.name, training=training, scoring=scoring,
+                       forget=ctx.forget or "builtin:famous")  # fmt: skip
+
+
+def build_stepwise(ctx: RunContext, cfg: UnlearnConfig, thresholds, retain_windows):
+    """The method for the step-wise loop: its own step-wise class, or its objective on sequences."""
+    from obliviate.methods.sequences import ObjectiveOnSequences
+
+    spec, method_cfg = ctx.method_spec, ctx.method
+    if "gamma" in type(method_cfg).model_fields and method_cfg.gamma is None and cfg.gamma_value() is not None:
+        method_cfg = method_cfg.model_copy(update={"gamma": cfg.gamma_value()})  # the paper preset / mean rule
+    if spec.stepwise is not None:
+        return spec.stepwise(method_cfg, cfg.stop_rule(), thresholds)
+    return ObjectiveOnSequences(spec.objective(method_cfg), cfg.stop_rule(), thresholds, retain_windows)
+
+
+def prepare(ctx: RunContext) -> None:
+    from obliviate.benchmarks.memorization_run import load_sets
+
+    cfg = unlearn_config(ctx)
+    if cfg.resume:
+        from obliviate.unlearning.loop import read_checkpoint_state
+
+        read_checkpoint_state(Path(cfg.resume), cfg.method)
+        if ctx.method_spec.stepwise is None and ctx.method_spec.objective(ctx.method).needs_reference:
+            raise ConfigError(f"{cfg.method} compares with the model before unlearning, which a checkpoint does not "
+                              "keep: start the run again instead of resuming it")  # fmt: skip
+    load_sets(ctx, cfg)
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    from obliviate.benchmarks.memorization_run import run_stepwise
+
+    return run_stepwise(ctx, unlearn_config(ctx))
+
+
+register(BenchmarkSpec(
+    "memorization", "sequences to forget + never-seen reference: MA/EL/ES per sequence, c(D_f), MIAU, utility",
+    MemorizationConfig, default_forget="builtin:famous", support=support, run=run, prepare=prepare,
+))  # fmt: skip

@@ -1,0 +1,120 @@
+"""The memorization benchmark's run: audit, step-wise unlearning on the engine, audit again, report."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import torch
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
+
+from obliviate.benchmarks.memorization import build_stepwise
+from obliviate.benchmarks.memorization_report import write_unlearning_report
+from obliviate.benchmarks.spec import RunContext
+from obliviate.config import UnlearnConfig
+from obliviate.data import SequenceSet
+from obliviate.data.resolve import reference_for, resolve_sequences
+from obliviate.errors import ConfigError
+from obliviate.evaluation import evaluate_utility
+from obliviate.methods.rules import Thresholds
+from obliviate.metrics.audit import audit_memorization
+from obliviate.metrics.reference import ReferenceStats
+from obliviate.metrics.tokens import encode_windows
+from obliviate.models import LoadedModel, load_model
+from obliviate.models.loading import resolve_device, save_trained
+from obliviate.training.engine import Engine, leave_process_group
+from obliviate.unlearning.loop import UnlearningLoop
+
+log = logging.getLogger("obliviate")
+
+
+def sequences_from(value: Any, name: str) -> SequenceSet:
+    """An in-memory sequence set: a SequenceSet, or a list of texts (ids ``name-0``, ``name-1``, ...)."""
+    if isinstance(value, SequenceSet):
+        return value
+    from obliviate.data.sequences import Sequence
+
+    texts = list(value)
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise TypeError(f"in-memory {name} sequences must be a non-empty list of strings or a SequenceSet")
+    return SequenceSet(name, tuple(Sequence(f"{name}-{i}", t) for i, t in enumerate(texts)))
+
+
+def load_sets(ctx: RunContext, cfg: UnlearnConfig) -> None:
+    """The forget, reference and retain sequences (files, built-in sets or in-memory lists) into ``ctx.inputs``."""
+    inputs = ctx.inputs
+    if "forget" in inputs:
+        inputs["forget"] = sequences_from(inputs["forget"], "forget")
+        if "reference" not in inputs and cfg.reference is None:
+            raise ConfigError("in-memory forget sequences need never-seen reference sequences (reference=[...])")
+    else:
+        inputs["forget"] = resolve_sequences(cfg.forget, cfg.limit)
+    if "reference" in inputs:
+        inputs["reference"] = sequences_from(inputs["reference"], "reference")
+    else:
+        inputs["reference"] = resolve_sequences(reference_for(cfg.forget, cfg.reference), cfg.limit)
+    if "retain" in inputs:
+        inputs["retain"] = sequences_from(inputs["retain"], "retain")
+    elif ctx.benchmark.retain:
+        inputs["retain"] = resolve_sequences(ctx.benchmark.retain)
+
+
+def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
+    inputs = ctx.inputs
+    forget, reference, retain = inputs["forget"], inputs["reference"], inputs.get("retain")
+    on_cpu = resolve_device(cfg.model.device).type == "cpu"
+    state = PartialState(cpu=on_cpu)  # a multi-process CPU group (gloo, under torchrun) needs cpu=True
+    device = cfg.model.device
+    if device == "auto" and state.distributed_type.name != "NO":
+        device = str(state.device)
+    loaded = inputs.get("model") or load_model(cfg.model.model, device=device, dtype=cfg.model.dtype,
+                                               trust_remote_code=cfg.model.trust_remote_code)  # fmt: skip
+    windows = encode_windows(loaded.tokenizer, forget.texts, cfg.scoring.max_tokens, ids=forget.ids)
+    reference_windows = encode_windows(loaded.tokenizer, reference.texts, cfg.scoring.max_tokens)
+    retain_windows = encode_windows(loaded.tokenizer, retain.texts, cfg.scoring.max_tokens) if retain else None
+
+    before = utility_before = None
+    if state.is_main_process:
+        before = audit_memorization(loaded, forget, reference, cfg.scoring, progress=cfg.progress)
+        if cfg.utility.before:
+            utility_before = evaluate_utility(loaded, cfg.utility, reference_windows, progress=cfg.progress)
+    shared = [before.reference.values["ma"].tolist() if before else None]
+    if state.num_processes > 1:
+        broadcast_object_list(shared)
+    thresholds = Thresholds.from_reference(ReferenceStats.from_values(shared[0]), cfg.scoring.k_sigma, cfg.tau)
+    log.info("unseen MA: tau %.4f, band [%.4f, %.4f]", thresholds.tau, thresholds.lower, thresholds.upper)
+
+    model = copy.deepcopy(loaded.model) if "model" in inputs else loaded.model  # never train the caller's model
+    engine = Engine(model, loaded.tokenizer.pad_token_id, cfg.training, cpu=on_cpu)
+    method = build_stepwise(ctx, cfg, thresholds, retain_windows)
+    loop = UnlearningLoop(
+        engine, method, windows, forget.ids, rule=cfg.stop_rule(), thresholds=thresholds,
+        max_steps=cfg.training.max_steps, scoring_batch_size=cfg.scoring.batch_size,
+        checkpoint_every=cfg.training.checkpoint_every, run_dir=ctx.run_dir, progress=cfg.progress,
+    )  # fmt: skip
+    if cfg.resume:
+        loop.resume_from(cfg.resume)
+        loop.write_trace_so_far()
+    result = loop.run()
+    result_model = method.result(engine)
+    engine.accelerator.wait_for_everyone()
+    if not state.is_main_process:
+        leave_process_group(state)  # leave cleanly (an undestroyed gloo group can abort at exit)
+        return {}
+
+    unlearned = LoadedModel(result_model, loaded.tokenizer, loaded.spec)
+    with torch.no_grad():
+        after = audit_memorization(unlearned, forget, reference, cfg.scoring, progress=cfg.progress)
+        utility_after = evaluate_utility(unlearned, cfg.utility, reference_windows, progress=cfg.progress)
+    run_dir = ctx.run_dir
+    assert run_dir is not None
+    model_path = save_trained(unlearned, run_dir) if cfg.save_model else None
+    metrics = write_unlearning_report(
+        run_dir, cfg, before=before, after=after, result=result, thresholds=thresholds,
+        utility={"before": utility_before, "after": utility_after}, model_path=model_path,
+    )  # fmt: skip
+    ctx.inputs["unlearned_model"] = unlearned
+    leave_process_group(state)
+    return metrics

@@ -1,0 +1,79 @@
+"""The benchmark registry. A benchmark is a forget-set kind with its data loading and its evaluation: it decides
+which methods apply to it (and says why the others do not), and runs one method on it inside the run directory
+the runner made, returning the run's metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from obliviate.config import ModelConfig
+from obliviate.methods.spec import MethodConfig, MethodSpec
+from obliviate.registry import Registry
+
+
+class BenchmarkConfig(BaseModel):
+    """A benchmark's settings; subclasses add theirs and fix ``name``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str
+
+
+@dataclass
+class RunContext:
+    """What a benchmark's ``run`` gets from the runner. ``inputs`` holds in-memory objects passed to the Python
+    API instead of files (``model``: a LoadedModel; ``forget`` / ``reference`` / ``retain``: texts or question-
+    answer pairs); ``run_dir`` is None on the non-main processes of a multi-process run."""
+
+    model: ModelConfig
+    forget: str | None
+    limit: int | None
+    method: MethodConfig
+    benchmark: BenchmarkConfig
+    seed: int
+    save_model: bool
+    progress: bool
+    run_dir: Path | None
+    output_dir: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def method_spec(self) -> MethodSpec:
+        from obliviate.methods import METHODS
+
+        return METHODS.get(self.method.name)
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    name: str
+    summary: str
+    config: type[BenchmarkConfig]
+    default_forget: str
+    support: Callable[[MethodSpec], str | None]  # None when the method runs here, else why it does not
+    run: Callable[[RunContext], dict[str, Any]]
+    # loads and checks the inputs before the run directory exists (a run that cannot start leaves nothing behind);
+    # what it loads goes into ctx.inputs, so ``run`` does not load it again
+    prepare: Callable[[RunContext], None] | None = None
+
+    def make_config(self, **values: Any) -> BenchmarkConfig:
+        return self.config.model_validate({"name": self.name, **values})
+
+    def check(self, method: MethodSpec) -> None:
+        from obliviate.errors import ConfigError
+
+        reason = self.support(method)
+        if reason is not None:
+            raise ConfigError(f"method {method.name!r} does not run on the {self.name!r} benchmark: {reason}")
+
+
+BENCHMARKS: Registry[BenchmarkSpec] = Registry("benchmark")
+
+
+def register(spec: BenchmarkSpec) -> BenchmarkSpec:
+    return BENCHMARKS.add(spec.name, spec)

@@ -1,0 +1,125 @@
+"""What the commands print after a run: the headline numbers of each benchmark's metrics, as rich tables. User
+text (ids, paths, model names) is escaped so that rich never reads it as markup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from obliviate.cli.common import console
+
+
+def print_run(run_dir: Path | None, metrics: dict[str, Any]) -> None:
+    """The result of any ``obliviate unlearn`` run, by benchmark."""
+    if run_dir is None:  # not the main process
+        return
+    printer = {"memorization": print_memorization_run, "associations": print_associations_run, "qa": print_qa_run,
+               "tofu": print_tofu_run}[metrics.get("benchmark", "memorization")]  # fmt: skip
+    printer(metrics)
+    console.print(f"\nRun directory: [bold]{escape(str(run_dir))}[/] (report.html, summary.md, metrics.json)")
+
+
+def print_associations_run(metrics: dict[str, Any]) -> None:
+    table = Table(title=escape(f"UnSTAR on {metrics['model']}: accuracy"))
+    for column in ("set", "before", "after", "after / before"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for name, v in metrics["sets"].items():
+        kept = "-" if v["retained"] is None else f"{v['retained']:.2f}"
+        table.add_row(name, f"{v['before']:.3f}", f"{v['after']:.3f}", kept)
+    console.print(table)
+    console.print(f"{metrics['steps']} steps, {len(metrics['rounds'])} rounds, {metrics['seconds']:.0f} s")
+
+
+def print_qa_run(metrics: dict[str, Any]) -> None:
+    table = Table(title=escape(f"{metrics['method']} on {metrics['forget']}: accuracy / answer probability"))
+    for column in ("set", "accuracy before", "after", "probability before", "after", "n"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for name, v in metrics["sets"].items():
+        pb, pa = (metrics[w][name]["aggregate"]["probability"] for w in ("before", "after"))
+        table.add_row(name, f"{v['before']:.3f}", f"{v['after']:.3f}", f"{pb:.3f}", f"{pa:.3f}", str(v["n"]))
+    console.print(table)
+    console.print(f"{metrics['steps']} steps, unlearning {metrics['seconds_unlearning']:.0f} s")
+
+
+def print_tofu_run(metrics: dict[str, Any]) -> None:
+    title = f"TOFU-mini: {escape(metrics['method'])} ({metrics['steps']} steps, {metrics['seconds']:.0f} s)"
+    table = Table(title=title)
+    columns = {"forget_quality": "forget quality", "model_utility": "model utility",
+               "forget_truth_ratio_mean": "forget TR", "forget_probability": "forget prob.",
+               "retain_probability": "retain prob."}  # fmt: skip
+    table.add_column("model")
+    for label in columns.values():
+        table.add_column(label, justify="right")
+    for name, row in metrics["models"].items():
+        table.add_row(name, *(f"{row[key]:.3g}" for key in columns))
+    console.print(table)
+
+
+def print_memorization_run(metrics: dict[str, Any]) -> None:
+    before, after = metrics["before"]["target"]["per_sample"], metrics["after"]["target"]["per_sample"]
+    table = Table(title=escape(f"{metrics['method'].upper()} on {metrics['model']}: per-sequence MA"))
+    for column in ("id", "MA before", "MA after"):
+        table.add_column(column, justify="left" if column == "id" else "right")
+    for sid in before:
+        table.add_row(escape(sid), f"{before[sid]['ma']:.4f}", f"{after[sid]['ma']:.4f}")
+    console.print(table)
+    low, high = metrics["thresholds"]["band"]
+    b, a = metrics["outliers"]["before"]["calibrated"], metrics["outliers"]["after_vs_start_band"]
+    console.print(
+        f"{metrics['steps']} steps ({metrics['stop_reason']}); unseen band [{low:.4f}, {high:.4f}]; "
+        f"c(D_f) calibrated high/low: before {b['high']}/{b['low']}, after {a['high']}/{a['low']}; "
+        f"MIAU best AUC after {metrics['after']['miau_best']['auc']:.4f} ({metrics['after']['miau_best']['score']})"
+    )
+    for key, value in (metrics["utility"].get("after") or {}).items():
+        if key == "fluency":
+            if value.get("n"):
+                console.print(f"utility fluency: distinct-2 {value['distinct_2']:.3f}, "
+                              f"{value['repeating_share']:.0%} of continuations repeating")  # fmt: skip
+            continue
+        shown = value["accuracy"] if isinstance(value, dict) else value
+        console.print(f"utility {key}: {shown:.4f}")
+
+
+def print_audit(metrics: dict[str, Any]) -> None:
+    per_sample = metrics["target"]["per_sample"]
+    keys = [k for k in ("ma", "es", "loss") if k in next(iter(per_sample.values()))]
+    keys += sorted(k for k in next(iter(per_sample.values())) if k.startswith("el_"))
+    table = Table(title=escape(f"Per-sequence memorization ({metrics['model']})"))
+    table.add_column("id")
+    for key in keys:
+        table.add_column(key, justify="right")
+    for sid, values in per_sample.items():
+        table.add_row(escape(sid), *(f"{values[k]:.4f}" for k in keys))
+    ref = metrics["reference"]["distribution"]["ma"]
+    table.add_section()
+    table.add_row("never-seen mean", *(f"{metrics['reference']['aggregate'][k]['mean']:.4f}" for k in keys))
+    console.print(table)
+    fixed, cal = metrics["outliers"]["fixed"], metrics["outliers"]["calibrated"]
+    console.print(
+        f"Unseen MA {ref['mean']:.4f} +- {ref['std']:.4f}; c(D_f) fixed: {fixed['total']} "
+        f"(low {fixed['low']}, high {fixed['high']}); calibrated: {cal['total']} (low {cal['low']}, "
+        f"high {cal['high']}) outside [{cal['band'][0]:.4f}, {cal['band'][1]:.4f}]"
+    )
+    miau = Table(title="MIAU: members vs never-seen")
+    for column in ("score", "AUC", "TPR@1%FPR", "TPR@5%FPR"):
+        miau.add_column(column, justify="right" if column != "score" else "left")
+    for name, s in metrics["miau"].items():
+        miau.add_row(name, f"{s['auc']:.4f}", f"{s['tpr_at_1pct_fpr']:.4f}", f"{s['tpr_at_5pct_fpr']:.4f}")
+    console.print(miau)
+
+
+def print_registry() -> None:
+    from obliviate.registry_table import support_matrix
+
+    names, rows = support_matrix()
+    table = Table(title="methods x benchmarks (yes: runs; -: refused with a reason)")
+    table.add_column("method")
+    for name in names:
+        table.add_column(name, justify="center")
+    table.add_column("settings")
+    for method, cells, settings in rows:
+        table.add_row(method, *("yes" if c is None else "-" for c in cells), escape(", ".join(settings) or "-"))
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Core: run directories (and, as the package grows, errors and atomic IO)."""

@@ -1,0 +1,1 @@
+"""Rendering primitives every layer may use: Markdown tables and PNG plots (no knowledge of runs)."""

@@ -1,0 +1,215 @@
+"""The one runner: every (method, benchmark) run goes through :func:`run`. It checks that the method applies to
+the benchmark, owns the run directory (a new one per run: config.yaml, run.log, a status file that says running /
+finished / failed, metrics.json), hands the benchmark a :class:`RunContext` and returns a :class:`RunResult`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, model_validator
+
+from obliviate._version import __version__
+from obliviate.benchmarks import BENCHMARKS
+from obliviate.benchmarks.spec import BenchmarkConfig, RunContext
+from obliviate.config import ModelConfig, _Strict
+from obliviate.core.rundir import RunLog, create_run_dir
+from obliviate.errors import ConfigError, DataError
+from obliviate.io import write_json_atomic, write_yaml_atomic
+from obliviate.methods import METHODS, MethodConfig
+
+log = logging.getLogger("obliviate")
+
+SCHEMA_VERSION = 1
+STATUS_FILE = "status.json"
+
+
+class RunConfig(_Strict):
+    """One unlearning run: a method (``method.name`` + its hyperparameters) on a benchmark (``benchmark.name`` +
+    its settings). ``method: npo`` and ``benchmark: qa`` are shorthands for ``{name: ...}``; without a benchmark
+    it is inferred from the forget set (question-answer records: qa; associations: associations; else
+    memorization) and the method."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: SerializeAsAny[MethodConfig] = Field(default="sga", description="a registered method")  # type: ignore[assignment]
+    benchmark: SerializeAsAny[BenchmarkConfig] = Field(default=None, description="a registered benchmark")  # type: ignore[assignment]
+    forget: str | None = Field(None, description="what to forget (file or builtin:NAME) [the benchmark's default]")
+    limit: int | None = Field(None, ge=1, description="use only the first N items of each set")
+    seed: int = Field(0, description="seed of every random choice (training order, sampling, attacks)")
+    save_model: bool = Field(True, description="write the unlearned model into the run directory")
+    output_dir: str = Field("runs", description="folder in which the new run directory is created")
+    progress: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_parts(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        method = data.get("method", "sga")
+        if isinstance(method, str):
+            method = {"name": method}
+        if isinstance(method, dict):
+            method = {"name": "sga", **method}
+            METHODS.get(str(method["name"]))  # an unknown name fails here, listing the choices
+        bench = data.get("benchmark")
+        if bench is None or isinstance(bench, str):
+            bench = {"name": bench}
+        if isinstance(bench, dict):
+            if not bench.get("name"):
+                bench = {**bench, "name": infer_benchmark(data.get("forget"), method.get("name", "sga"))}
+            bench_cls = BENCHMARKS.get(str(bench["name"])).config
+            if isinstance(method, dict):
+                _move_flat_keys(data, method, bench, METHODS.get(str(method["name"])).config, bench_cls)
+                data["method"] = _validated("method", METHODS.get(str(method["name"])).config, method)
+            data["benchmark"] = _validated("benchmark", bench_cls, bench)
+        return data
+
+
+_RENAMED = {"ta_coefficient": "coefficient"}  # flat (pre-registry) config keys whose method setting has another name
+
+
+def _move_flat_keys(data: dict[str, Any], method: dict[str, Any], bench: dict[str, Any], method_cls: type[BaseModel],
+                    bench_cls: type[BaseModel]) -> None:  # fmt: skip
+    """Flat configs (every key at the top, as before the registries) still load: a top-level key that is not a
+    run setting moves into the method's settings when it is one of them, else into the benchmark's."""
+    for key in [k for k in data if k not in RunConfig.model_fields]:
+        target = _RENAMED.get(key, key)
+        if target in method_cls.model_fields:
+            method.setdefault(target, data.pop(key))
+        elif key in bench_cls.model_fields:
+            bench.setdefault(key, data.pop(key))
+
+
+def _validated(kind: str, cls: type[BaseModel], values: dict[str, Any]) -> BaseModel:
+    """``cls`` built from ``values``; a key that is not one of its settings, or a bad value, is a ConfigError that
+    names the key, the method or benchmark, and its settings."""
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        name = values.get("name")
+        problems = []
+        for err in exc.errors():
+            key = f"{kind}." + ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{key} is not a setting of the {kind} {name!r}")
+            else:
+                problems.append(f"{key}: {err['msg']}")
+        settings = ", ".join(k for k in cls.model_fields if k != "name") or "none"
+        raise ConfigError("; ".join(problems) + f" (settings of {kind} {name!r}: {settings})") from None
+
+
+def infer_benchmark(forget: str | None, method: str) -> str:
+    """The benchmark a forget set belongs to, when none is named."""
+    if forget is None:
+        return "associations" if method == "unstar" else "memorization"
+    if forget == "builtin:associations":
+        return "associations"
+    if forget.startswith("builtin:"):
+        return "memorization"
+    if not Path(forget).exists():
+        raise DataError(f"{forget}: file not found")
+    keys = _first_record_keys(Path(forget))
+    if {"subject", "object", "heldout"} <= keys:
+        return "associations"
+    return "qa" if {"question", "answer"} <= keys else "memorization"
+
+
+def _first_record_keys(path: Path) -> set[str]:
+    """Keys of the first record of a JSON(L) or CSV file (empty when it cannot be read: the loader reports it)."""
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            head = handle.read(65536)
+    except (OSError, UnicodeDecodeError):
+        return set()
+    if path.suffix.lower() == ".csv":
+        return {k.strip() for k in head.splitlines()[0].split(",")} if head else set()
+    text = head.lstrip()
+    try:
+        first = json.loads(text.splitlines()[0]) if text else None
+    except (json.JSONDecodeError, IndexError):
+        first = None
+    if first is None and text.startswith("["):
+        try:
+            first = (json.loads(path.read_text(encoding="utf-8-sig")) or [None])[0]
+        except (OSError, json.JSONDecodeError):
+            return set()
+    return set(first) if isinstance(first, dict) else set()
+
+
+@dataclass
+class RunResult:
+    """What a run returns: its directory (None on the non-main processes of a multi-process run), its metrics
+    (the contents of metrics.json) and, when kept in memory, the unlearned model. Unpacks as (run_dir, metrics)."""
+
+    run_dir: Path | None
+    metrics: dict[str, Any]
+    model: Any = field(default=None, repr=False)
+
+    def __iter__(self):
+        return iter((self.run_dir, self.metrics))
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def run(cfg: RunConfig, inputs: dict[str, Any] | None = None) -> RunResult:
+    """Run ``cfg.method`` on ``cfg.benchmark``. ``inputs`` holds in-memory objects used instead of files
+    (``model``: a LoadedModel; ``forget``, ``reference``, ``retain``: the benchmark's data)."""
+    bench, method = BENCHMARKS.get(cfg.benchmark.name), METHODS.get(cfg.method.name)
+    bench.check(method)
+    inputs = dict(inputs or {})
+    ctx = RunContext(model=cfg.model, forget=cfg.forget, limit=cfg.limit, method=cfg.method, benchmark=cfg.benchmark,
+                     seed=cfg.seed, save_model=cfg.save_model, progress=cfg.progress, run_dir=None,
+                     output_dir=cfg.output_dir, inputs=inputs)  # fmt: skip
+    in_memory = sorted(inputs)
+    if bench.prepare is not None:
+        bench.prepare(ctx)
+    run_dir = create_run_dir(cfg.output_dir, f"{bench.name}-{method.name}") if _is_main_process() else None
+    ctx.run_dir = run_dir
+    if run_dir is None:
+        bench.run(ctx)
+        return RunResult(None, {})
+    with RunLog(run_dir):
+        record = cfg.model_dump(mode="json")
+        record["inputs_in_memory"] = in_memory
+        write_yaml_atomic(run_dir / "config.yaml", record)
+        _status(run_dir, "running")
+        log.info("obliviate %s: %s on the %s benchmark, model %s", __version__, method.name, bench.name,
+                 "<in memory>" if "model" in inputs else cfg.model.model)  # fmt: skip
+        started = time.perf_counter()
+        try:
+            metrics = bench.run(ctx)
+        except BaseException as exc:
+            log.error("run failed: %s\n%s", exc, traceback.format_exc())
+            _status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        metrics = {"schema_version": SCHEMA_VERSION, "benchmark": bench.name, **metrics,
+                   "run": {"obliviate": __version__, "method": method.name, "benchmark": bench.name,
+                           "method_config": cfg.method.model_dump(mode="json"), "seed": cfg.seed,
+                           "wall_seconds": time.perf_counter() - started}}  # fmt: skip
+        write_json_atomic(run_dir / "metrics.json", metrics)
+        _status(run_dir, "finished")
+        log.info("wrote %s", run_dir)
+    return RunResult(run_dir, metrics, inputs.get("unlearned_model"))
+
+
+def _status(run_dir: Path, status: str, **extra: Any) -> None:
+    write_json_atomic(run_dir / STATUS_FILE, {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
+
+
+def with_benchmark_default(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with the benchmark's default forget set filled in."""
+    if cfg.forget is not None:
+        return cfg
+    return cfg.model_copy(update={"forget": BENCHMARKS.get(cfg.benchmark.name).default_forget})
+
+
+__all__ = ["BenchmarkConfig", "ConfigError", "RunConfig", "RunResult", "infer_benchmark", "run"]

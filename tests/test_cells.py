@@ -1,0 +1,129 @@
+"""Every (method, benchmark) cell of the registries through the CLI on tiny models: a supported cell runs end to
+end and moves the metric it targets; an unsupported one exits 2 saying why. (The tofu cells share TOFU-mini's
+fine-tuned models; test_tofu_run covers that benchmark's full run.)"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import TRAINED_TEXTS, UNRELATED, UNSEEN_TEXTS, ZORBIA
+from obliviate.benchmarks import BENCHMARKS
+from obliviate.cli.main import app
+from obliviate.methods import METHODS
+from obliviate.models import save_model
+from obliviate.unstar.antisamples import answer_target
+
+runner = CliRunner()
+CELLS = [(m, b) for m in METHODS.names() for b in BENCHMARKS.names()]
+SUPPORTED = [(m, b) for m, b in CELLS if BENCHMARKS.get(b).support(METHODS.get(m)) is None]
+UNSUPPORTED = [(m, b) for m, b in CELLS if (m, b) not in SUPPORTED]
+TINY = ["--no-progress", "--no-save-model"]
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def sequence_files(memorizing_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cells-seq")
+    return (save_model(memorizing_model, root / "model"),
+            _jsonl(root / "forget.jsonl", [{"id": f"t{i}", "text": t} for i, t in enumerate(TRAINED_TEXTS)]),
+            _jsonl(root / "ref.jsonl", [{"id": f"u{i}", "text": t} for i, t in enumerate(UNSEEN_TEXTS)]))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def qa_files(knowing_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cells-qa")
+    answer, wrong = answer_target(ZORBIA.answer, None), [answer_target(w, None) for w in ("Lyon", "Amberton")]
+    facts = [{"id": "zorbia", "question": ZORBIA.question, "answer": answer, "paraphrases": list(ZORBIA.heldout),
+              "perturbed_answers": wrong},
+             {"id": "zorbia-2", "question": ZORBIA.heldout[0], "answer": answer, "perturbed_answers": wrong[:1]}]
+    # the answers as the model learned them (answer_target), so that the probabilities start high
+    kept = (*ZORBIA.subject_facts, *UNRELATED)
+    keep = [{"question": f.question, "answer": answer_target(f.answer, None)} for f in kept]
+    record = asdict(ZORBIA) | {"subject_facts": [asdict(f) for f in ZORBIA.subject_facts],
+                               "object_facts": [asdict(f) for f in ZORBIA.object_facts]}  # fmt: skip
+    return (save_model(knowing_model, root / "model"), _jsonl(root / "facts.jsonl", facts),
+            _jsonl(root / "keep.jsonl", keep), _jsonl(root / "assoc.jsonl", [record]))  # fmt: skip
+
+
+def _metrics(out):
+    return json.loads(next(out.glob("*/metrics.json")).read_text())
+
+
+def _method_sets(method):
+    return ["--set", "method.layer=1"] if method == "rmu" else []  # the tiny model has 2 layers
+
+
+@pytest.mark.parametrize("method", [m for m, b in SUPPORTED if b == "memorization"])
+def test_memorization_cell_lowers_forget_ma(method, sequence_files, tmp_path):
+    model_dir, forget, ref = sequence_files
+    args = ["unlearn", str(forget), "--reference", str(ref), "--model", str(model_dir), "--method", method,
+            "--learning-rate", "2e-3", "--max-steps", "4", "--max-tokens", "48", "--neighbours", "0",
+            "--set", "benchmark.utility.fluency_prompts=0", "--output-dir", str(tmp_path), *TINY,
+            *_method_sets(method)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    m = _metrics(tmp_path)
+    assert m["benchmark"] == "memorization" and m["method"] == method and m["steps"] >= 1
+    before, after = (m[w]["target"]["aggregate"]["ma"]["mean"] for w in ("before", "after"))
+    assert after < before, (method, before, after)
+
+
+@pytest.mark.parametrize("method", [m for m, b in SUPPORTED if b == "qa"])
+def test_qa_cell_lowers_the_forget_answer_probability(method, qa_files, tmp_path):
+    model_dir, facts, keep, _ = qa_files
+    args = ["unlearn", str(facts), "--retain", str(keep), "--model", str(model_dir), "--method", method,
+            "--learning-rate", "1e-3", "--epochs", "10", "--set", "benchmark.relearn_steps=1",
+            "--set", "benchmark.quantization_bits=[8]", "--output-dir", str(tmp_path), *TINY,
+            *_method_sets(method)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    m = _metrics(tmp_path)
+    assert m["benchmark"] == "qa" and set(m["before"]["forget"]["per_sample"]) == {"zorbia", "zorbia-2"}
+    before, after = (m[w]["forget"]["aggregate"]["probability"] for w in ("before", "after"))
+    assert after < before, (method, before, after)
+    assert {"forget", "paraphrase", "retain"} <= set(m["sets"]) and "8bit" in m["attacks"]["quantization"]
+
+
+def test_associations_cell_unstar_cuts_the_heldout_paraphrases(qa_files, tmp_path):
+    model_dir, _, keep, assoc = qa_files
+    args = ["unlearn", str(assoc), "--method", "unstar", "--model", str(model_dir), "--generator", "template",
+            "--max-rounds", "2", "--learning-rate", "1e-3", "--set", f"benchmark.unrelated={keep}",
+            "--set", f"benchmark.retain={keep}", "--set", "benchmark.relearn_steps=0",
+            "--set", "benchmark.quantization_bits=[]", "--output-dir", str(tmp_path), *TINY]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    m = _metrics(tmp_path)
+    assert m["benchmark"] == "associations" and m["sets"]["forget"]["after"] < m["sets"]["forget"]["before"]
+
+
+@pytest.mark.parametrize(("method", "benchmark"), UNSUPPORTED)
+def test_unsupported_cell_exits_2_saying_why(method, benchmark, tmp_path):
+    result = runner.invoke(app, ["unlearn", "--method", method, "--benchmark", benchmark, "--model", "tiny",
+                                 "--output-dir", str(tmp_path)])  # fmt: skip
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"does not run on the '{benchmark}' benchmark" in text, text
+    assert BENCHMARKS.get(benchmark).support(METHODS.get(method)).split(";")[0][:40] in text
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--method", "npo", "--set", "method.gamma=0.5"], "method.gamma is not a setting of the method 'npo'"),
+    (["--method", "sga", "--epochs", "3"], "benchmark.epochs is not a setting of the benchmark 'memorization'"),
+    (["--method", "unstar", "--reference", "x.jsonl"], "benchmark.reference is not a setting"),
+    (["--method", "npo", "--benchmark", "qa", "--max-steps", "3"], "benchmark.training is not a setting"),
+    (["--method", "sga", "--no-rationale"], "method.rationale is not a setting of the method 'sga'"),
+    (["--method", "unstar", "--stop", "mean"], "benchmark.stop is not a setting"),
+    (["--set", "nonsense"], "--set expects KEY=VALUE"),
+])  # fmt: skip
+def test_a_flag_or_key_that_does_not_apply_is_an_error(args, message, tmp_path):
+    result = runner.invoke(app, ["unlearn", "--model", "tiny", "--output-dir", str(tmp_path), *args])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and message in text, text
