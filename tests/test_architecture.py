@@ -14,14 +14,14 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 # bottom to top: a module may import its own layer and the layers below it, never one above
 LAYERS = [
-    {"_version", "errors", "io", "registry", "config", "core"},
+    {"_version", "errors", "io", "registry", "config", "core", "schema"},
     {"data", "models", "editing", "render"},
     {"metrics"},
     {"training", "evaluation"},
     {"methods", "attacks"},
     {"unlearning", "unstar", "tofu", "testbed"},
     {"benchmarks"},
-    {"runner", "registry_table"},
+    {"runner", "registry_table", "guardrails"},
     {"reports"},
     {"api"},
     {"cli", "__main__", "<root>"},

@@ -49,6 +49,9 @@ def qa_files(knowing_model, tmp_path_factory):
     keep = [{"question": f.question, "answer": answer_target(f.answer, None)} for f in kept]
     record = asdict(ZORBIA) | {"subject_facts": [asdict(f) for f in ZORBIA.subject_facts],
                                "object_facts": [asdict(f) for f in ZORBIA.object_facts]}  # fmt: skip
+    never = [{"question": f"What is the capital of {c}?", "answer": answer_target(a, None)}
+             for c, a in (("Blorvania", "Ostrel"), ("Quandria", "Pell"), ("Mirvost", "Tacca"))]  # never trained on
+    _jsonl(root / "never.jsonl", never)
     return (save_model(knowing_model, root / "model"), _jsonl(root / "facts.jsonl", facts),
             _jsonl(root / "keep.jsonl", keep), _jsonl(root / "assoc.jsonl", [record]))  # fmt: skip
 
@@ -81,6 +84,7 @@ def test_qa_cell_lowers_the_forget_answer_probability(method, qa_files, tmp_path
     model_dir, facts, keep, _ = qa_files
     args = ["unlearn", str(facts), "--retain", str(keep), "--model", str(model_dir), "--method", method,
             "--learning-rate", "1e-3", "--epochs", "10", "--set", "benchmark.relearn_steps=1",
+            "--set", f"benchmark.holdout={facts.parent / 'never.jsonl'}", "--set", "benchmark.max_steps=10",
             "--set", "benchmark.quantization_bits=[8]", "--output-dir", str(tmp_path), *TINY,
             *_method_sets(method)]  # fmt: skip
     result = runner.invoke(app, args)
@@ -90,6 +94,9 @@ def test_qa_cell_lowers_the_forget_answer_probability(method, qa_files, tmp_path
     before, after = (m[w]["forget"]["aggregate"]["probability"] for w in ("before", "after"))
     assert after < before, (method, before, after)
     assert {"forget", "paraphrase", "retain"} <= set(m["sets"]) and "8bit" in m["attacks"]["quantization"]
+    if m["summary"]["sets"]["forget"]["before"].get("answer_ma") is not None:  # step-wise: its own target metric
+        ma = m["summary"]["sets"]["forget"]
+        assert ma["after"]["answer_ma"] < ma["before"]["answer_ma"] and m["stop_reason"], m["stop_reason"]
 
 
 def test_associations_cell_unstar_cuts_the_heldout_paraphrases(qa_files, tmp_path):
@@ -102,6 +109,26 @@ def test_associations_cell_unstar_cuts_the_heldout_paraphrases(qa_files, tmp_pat
     assert result.exit_code == 0, result.output
     m = _metrics(tmp_path)
     assert m["benchmark"] == "associations" and m["sets"]["forget"]["after"] < m["sets"]["forget"]["before"]
+
+
+@pytest.fixture(scope="module")
+def tofu_models(tmp_path_factory):
+    return tmp_path_factory.mktemp("cells-tofu-models")
+
+
+@pytest.mark.parametrize("method", [m for m, b in SUPPORTED if b == "tofu"])
+def test_tofu_cell_lowers_the_forget_answer_probability(method, shared_data, tofu_models, tmp_path):
+    args = ["tofu", "--model", "tiny", "--tofu", str(shared_data / "tofu"), "--retain-authors", "1",
+            "--eval-limit", "1", "--epochs", "1", "--learning-rate", "1e-3", "--method", method, "--no-trace",
+            "--models-dir", str(tofu_models), "--set", "benchmark.retain_eval_limit=2", "--set", "benchmark.attacks=[]",
+            # a tiny model learns the forget authors' answers only with a much larger step than SmolLM2 needs
+            "--set", "benchmark.finetune_learning_rate=3e-3", "--set", "benchmark.finetune_epochs=10",
+            "--output-dir", str(tmp_path), "--no-progress", *_method_sets(method)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    m = _metrics(tmp_path)
+    before, after = (m["models"][k]["forget_probability"] for k in ("full", "unlearned"))
+    assert m["benchmark"] == "tofu" and after < before, (method, before, after)
 
 
 @pytest.mark.parametrize(("method", "benchmark"), UNSUPPORTED)

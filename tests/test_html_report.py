@@ -13,17 +13,10 @@ from typer.testing import CliRunner
 
 from conftest import TRAINED_TEXTS, UNSEEN_TEXTS
 from obliviate.cli.main import app
+from obliviate.guardrails import FAIL, PASS, WARN, gibberish_verdict, retention_verdicts, utility_verdicts
+from obliviate.metrics.text import repeats_itself
 from obliviate.models import save_model
-from obliviate.reports.html import (
-    FAIL,
-    PASS,
-    WARN,
-    gibberish_verdict,
-    repeats_itself,
-    retention_verdicts,
-    utility_verdicts,
-    write_html_report,
-)
+from obliviate.reports.html import write_html_report
 
 
 def test_guardrail_verdicts_on_known_numbers():

@@ -12,8 +12,9 @@ from conftest import UNRELATED, ZORBIA
 from obliviate.config import AntiSampleTrainingConfig
 from obliviate.methods import METHODS
 from obliviate.methods.graddiff import GradDiff
-from obliviate.methods.objective import answer_nll, encode_qa, idk_pairs
+from obliviate.methods.objective import idk_pairs
 from obliviate.methods.rmu import RMU
+from obliviate.metrics.answers import answer_nll, encode_qa
 from obliviate.training.engine import Engine
 from obliviate.unstar.antisamples import answer_target
 

@@ -9,10 +9,11 @@ import re
 import pytest
 from typer.testing import CliRunner
 
+from obliviate.attacks.membership import membership_attack
+from obliviate.attacks.relearning import MIN_LOST, relearning_on_answers
 from obliviate.cli.main import app
-from obliviate.tofu.attacks import MIN_PROBABILITY_LOST, forget_probability, membership_attack, relearning_attack
+from obliviate.metrics.answers import answer_nlls, answer_probability_of
 from obliviate.tofu.data import TofuItem
-from obliviate.tofu.evaluate import answer_nlls
 from obliviate.tofu.run import build_qa_method, tofu_antisamples
 
 runner = CliRunner()
@@ -38,17 +39,19 @@ def test_qa_method_names_build_their_classes():
 def test_relearning_attack_reports_recovery_only_when_something_was_lost(knowing_model):
     pairs = [("What is the capital of Zorbia?", "The capital of Zorbia is Quellport.")] * 4
     model, tok = knowing_model.model, knowing_model.tokenizer
-    p = forget_probability(model, tok, pairs[2:])
-    unchanged = relearning_attack(model, tok, pairs, p, steps=1, learning_rate=1e-5)
+    p = answer_probability_of(model, tok, pairs[2:])
+    unchanged = relearning_on_answers(model, tok, pairs, before_unlearning=p, steps=1, learning_rate=1e-5)
     assert unchanged["recovery"] is None and "nothing to recover" in unchanged["note"]
     # pretend the model before unlearning was certain: now there is a loss to recover, and SFT brings some back
-    lost = relearning_attack(copy.deepcopy(model), tok, pairs, min(1.0, p + 0.5), steps=3, learning_rate=1e-3)
-    assert lost["before"] == pytest.approx(p, abs=1e-6) and p + 0.5 - lost["before"] >= MIN_PROBABILITY_LOST
+    lost = relearning_on_answers(copy.deepcopy(model), tok, pairs, before_unlearning=min(1.0, p + 0.5), steps=3,
+                                 learning_rate=1e-3)  # fmt: skip
+    assert lost["before"] == pytest.approx(p, abs=1e-6) and p + 0.5 - lost["before"] >= MIN_LOST
     assert lost["after"] > lost["before"] and lost["recovery"] > 0
-    assert relearning_attack(model, tok, pairs, p, steps=0, learning_rate=1e-5) == {"skipped": "no relearning steps"}
+    assert relearning_on_answers(model, tok, pairs, before_unlearning=p, steps=0, learning_rate=1e-5) == {
+        "skipped": "no relearning steps"}  # fmt: skip
     # NLLs already computed (as the TOFU evaluation does) give the same figures without another forward pass
     nlls = answer_nlls(model, tok, pairs)
-    reused = relearning_attack(model, tok, pairs, p, steps=1, learning_rate=1e-5, nlls=nlls)
+    reused = relearning_on_answers(model, tok, pairs, before_unlearning=p, steps=1, learning_rate=1e-5, nlls=nlls)
     assert reused["before"] == pytest.approx(unchanged["before"], abs=1e-6)
     nonmembers = [("What is the capital of France?", "Paris.")] * 2
     assert membership_attack(model, tok, pairs, nonmembers, member_nlls=nlls)["auc"] == pytest.approx(
@@ -101,9 +104,9 @@ def test_tofu_cli_runs_end_to_end_and_reuses_the_fine_tuned_models(shared_data, 
     lines = [line for line in table.splitlines() if line.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     unstar_row = [c.strip() for c in lines[2].strip("|").split("|")]
-    assert {"forget quality", "model utility", "membership AUC"} <= set(header)
+    assert {"tofu forget_quality after", "tofu model_utility after", "membership auc"} <= set(header)
     assert unstar_row[header.index("method")] == "unstar"
-    assert float(unstar_row[header.index("forget quality")]) == pytest.approx(
+    assert float(unstar_row[header.index("tofu forget_quality after")]) == pytest.approx(
         metrics["models"]["unlearned"]["forget_quality"], rel=1e-3
     )
 

@@ -67,7 +67,7 @@ def test_antisamples_then_unlearn_from_the_file(inputs, tmp_path):
     assert {p.name for p in run_dir.iterdir()} >= {"config.yaml", "metrics.json", "summary.md", "antisamples.jsonl",
                                                    "answers.json", "model", "run.log"}  # fmt: skip
     assert "## Accuracy" in (run_dir / "summary.md").read_text()
-    assert set(metrics["quantization_attack"]) == {"8", "4"}
+    assert set(metrics["quantization_attack"]) == {"8bit", "4bit"}
     assert all(0 <= v <= 1 for v in metrics["quantization_attack"].values())
     assert "## Quantization attack" in (run_dir / "summary.md").read_text()
     assert "retain regression: object" in (run_dir / "report.md").read_text() and (run_dir / "report.html").is_file()

@@ -9,7 +9,7 @@ import logging
 import os
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from obliviate.benchmarks.spec import BenchmarkConfig, RunContext
 from obliviate.config import ModelConfig, _Strict
 from obliviate.core.rundir import RunLog, create_run_dir
 from obliviate.errors import ConfigError, DataError
+from obliviate.guardrails import guardrails
 from obliviate.io import write_json_atomic, write_yaml_atomic
 from obliviate.methods import METHODS, MethodConfig
 
@@ -28,6 +29,8 @@ log = logging.getLogger("obliviate")
 
 SCHEMA_VERSION = 1
 STATUS_FILE = "status.json"
+# metrics.json's common keys, set by the runner (a benchmark's own keys of these names are replaced)
+ENVELOPE = ("schema_version", "benchmark", "method", "model", "status", "run", "summary", "guardrails")
 
 
 class RunConfig(_Strict):
@@ -191,10 +194,17 @@ def run(cfg: RunConfig, inputs: dict[str, Any] | None = None) -> RunResult:
             log.error("run failed: %s\n%s", exc, traceback.format_exc())
             _status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}")
             raise
-        metrics = {"schema_version": SCHEMA_VERSION, "benchmark": bench.name, **metrics,
-                   "run": {"obliviate": __version__, "method": method.name, "benchmark": bench.name,
-                           "method_config": cfg.method.model_dump(mode="json"), "seed": cfg.seed,
-                           "wall_seconds": time.perf_counter() - started}}  # fmt: skip
+        metrics = {key: value for key, value in metrics.items() if key not in ENVELOPE}
+        metrics = {
+            "schema_version": SCHEMA_VERSION, "benchmark": bench.name, "method": method.name,
+            "model": "<in memory>" if "model" in inputs else cfg.model.model, "status": "finished",
+            "run": {"obliviate": __version__, "run_dir": run_dir.name, "seed": cfg.seed, "forget": cfg.forget,
+                    "inputs_in_memory": in_memory, "method_config": cfg.method.model_dump(mode="json"),
+                    "benchmark_config": cfg.benchmark.model_dump(mode="json")},
+            "summary": bench.summarize(metrics) if bench.summarize else {}, **metrics,
+        }  # fmt: skip
+        metrics["summary"].setdefault("timings", {})["wall_seconds"] = time.perf_counter() - started
+        metrics["guardrails"] = [asdict(v) for v in guardrails(run_dir, metrics)]
         write_json_atomic(run_dir / "metrics.json", metrics)
         _status(run_dir, "finished")
         log.info("wrote %s", run_dir)

@@ -8,8 +8,14 @@ computes, on any backend, CPU included (bitsandbytes' real 4-bit kernels need CU
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 
 import torch
+
+from obliviate.attacks.spec import AttackSpec, register
+
+register(AttackSpec("quantization", "does rounding the weights to 8 / 4 bits bring the forgotten answers back?",
+                    frozenset({"qa", "associations", "tofu"})))  # fmt: skip
 
 QUANTIZATION_NOTE = (
     "round-to-nearest weight-only quantization, stored dequantized: what an int8 / int4 kernel computes; "
@@ -47,3 +53,9 @@ def quantized_copy(model: torch.nn.Module, bits: int, group_size: int | None = N
                 size = group_size if group_size and cols % group_size == 0 else None
                 module.weight.copy_(quantize_weight(module.weight, bits, size))
     return out
+
+
+def quantization_attack(model: torch.nn.Module, measure: Callable[[torch.nn.Module], float],
+                        bits: Sequence[int]) -> dict[str, float]:  # fmt: skip
+    """``measure`` of round-to-nearest quantized copies of ``model``, per bit width (keys ``8bit``, ``4bit``)."""
+    return {f"{b}bit": measure(quantized_copy(model, b)) for b in bits}

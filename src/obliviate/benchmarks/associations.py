@@ -8,6 +8,7 @@ from typing import Any
 
 from obliviate.benchmarks.derive import benchmark_config, flat_config
 from obliviate.benchmarks.spec import BenchmarkSpec, RunContext, register
+from obliviate.benchmarks.summary import accuracy_sets, paired, summary
 from obliviate.methods.spec import MethodSpec
 from obliviate.methods.unstar import UnstarMethodConfig
 from obliviate.unstar.config import UnstarConfig
@@ -35,8 +36,22 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return unstar_in(ctx.run_dir, cfg, ctx.inputs.get("model"))
 
 
+def summarize(m: dict[str, Any]) -> dict[str, Any]:
+    per_sample = {name: paired({a: {"accuracy": v} for a, v in s["per_association"]["before"].items()},
+                               {a: {"accuracy": v} for a, v in s["per_association"]["after"].items()})
+                  for name, s in m["sets"].items()}  # fmt: skip
+    attacks: dict[str, Any] = {}
+    relearn = m.get("relearning") or {}
+    if "after" in relearn:
+        attacks["relearning"] = {"before": relearn["before"], "after": relearn["after"]}
+    if m.get("quantization_attack"):
+        attacks["quantization"] = {f"accuracy_{b}": v for b, v in m["quantization_attack"].items()}
+    return summary(sets=accuracy_sets(m["sets"]), per_sample=per_sample, attacks=attacks, utility=None,
+                   steps=m.get("steps"), unlearning_seconds=m.get("seconds_unlearning"))  # fmt: skip
+
+
 register(BenchmarkSpec(
     "associations", "UnSTAR's targeted facts: held-out paraphrases, subject / object / unrelated retention",
     AssociationsConfig, default_forget="builtin:associations", support=support, run=run,
-    prepare=prepare,
+    prepare=prepare, summarize=summarize,
 ))  # fmt: skip

@@ -13,6 +13,7 @@ from typing import Any
 
 from obliviate.benchmarks.derive import benchmark_config, flat_config
 from obliviate.benchmarks.spec import BenchmarkSpec, RunContext, register
+from obliviate.benchmarks.summary import number, paired, summary
 from obliviate.config import UnlearnConfig
 from obliviate.errors import ConfigError
 from obliviate.methods.spec import MethodSpec
@@ -77,7 +78,28 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return run_stepwise(ctx, unlearn_config(ctx))
 
 
+def summarize(m: dict[str, Any]) -> dict[str, Any]:
+    def means(audit: dict[str, Any]) -> dict[str, float | None]:
+        return {k: number(v["mean"]) for k, v in audit["aggregate"].items()}
+
+    after_band = m["outliers"]["after_vs_start_band"]
+    sets = {
+        "forget": {"n": len(m["before"]["target"]["per_sample"]), "before": means(m["before"]["target"]),
+                   "after": {**means(m["after"]["target"]), "outliers_high": number(after_band["high"]),
+                             "outliers_low": number(after_band["low"])}},
+        "reference": {"n": len(m["before"]["reference"]["per_sample"]), "before": means(m["before"]["reference"]),
+                      "after": means(m["after"]["reference"])},
+    }  # fmt: skip
+    sets["forget"]["before"].update(outliers_high=number(m["outliers"]["before"]["calibrated"]["high"]),
+                                    outliers_low=number(m["outliers"]["before"]["calibrated"]["low"]))  # fmt: skip
+    per_sample = {"forget": paired(m["before"]["target"]["per_sample"], m["after"]["target"]["per_sample"])}
+    membership = {"auc": m["after"]["miau_best"]["auc"], "auc_before": m["before"]["miau_best"]["auc"]}
+    return summary(sets=sets, per_sample=per_sample, attacks={"membership": membership}, utility=m.get("utility"),
+                   steps=m.get("steps"), unlearning_seconds=m.get("seconds_unlearning"))  # fmt: skip
+
+
 register(BenchmarkSpec(
     "memorization", "sequences to forget + never-seen reference: MA/EL/ES per sequence, c(D_f), MIAU, utility",
     MemorizationConfig, default_forget="builtin:famous", support=support, run=run, prepare=prepare,
+    summarize=summarize,
 ))  # fmt: skip

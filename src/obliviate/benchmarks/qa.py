@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from obliviate.benchmarks.spec import BenchmarkConfig, BenchmarkSpec, RunContext, register
+from obliviate.benchmarks.summary import accuracy_sets, paired, summary
 from obliviate.methods.spec import MethodSpec
 
 
@@ -26,13 +27,15 @@ class QAConfig(BenchmarkConfig):
     )
     relearn_steps: int = Field(5, ge=0, description="relearning attack: SFT steps on half the forget facts")
     quantization_bits: list[int] = Field(default_factory=lambda: [8, 4], description="quantization attack widths")
+    stop: Literal["mean", "outliers"] = Field(
+        "outliers", description="sga / ta / tau: stop once no answer is above the never-seen band, or on the mean"
+    )
+    max_steps: int = Field(50, ge=0, description="sga / ta / tau: cap on optimizer steps")
+    k_sigma: float = Field(2.0, gt=0, description="sga / ta / tau: never-seen band mu +- k sigma of answer-token MA")
 
 
 def support(method: MethodSpec) -> str | None:
-    if method.objective is None:
-        return ("it is step-wise on per-sequence memorization scores; question-answer facts have no per-answer "
-                "memorization score yet (use the memorization benchmark)")  # fmt: skip
-    return None
+    return None  # objective methods train in epochs; step-wise ones on each fact's answer-token MA
 
 
 def prepare(ctx: RunContext) -> None:
@@ -47,7 +50,33 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return run_qa(ctx)
 
 
+def summarize(m: dict[str, Any]) -> dict[str, Any]:
+    extra = {name: {when: {k: v for k, v in m[when][name]["aggregate"].items() if k != "accuracy"}
+                    for when in ("before", "after")} for name in m["sets"]}  # fmt: skip
+    per_sample = {name: paired(m["before"][name]["per_sample"], m["after"][name]["per_sample"]) for name in m["sets"]}
+    if "answer_ma" in m:  # step-wise methods: each fact's answer-token MA, and its mean
+        for sid, values in paired({k: {"answer_ma": v} for k, v in m["answer_ma"]["before"].items()},
+                                  {k: {"answer_ma": v} for k, v in m["answer_ma"]["after"].items()}).items():
+            per_sample["forget"].setdefault(sid, {}).update(values)
+        for when in ("before", "after"):
+            extra["forget"][when]["answer_ma"] = sum(m["answer_ma"][when].values()) / len(m["answer_ma"][when])
+    attacks = {}
+    if "relearning" in m["attacks"]:
+        r = m["attacks"]["relearning"]
+        attacks["relearning"] = {"recovery": r.get("recovery"), "before": r.get("before"), "after": r.get("after")}
+    if m["attacks"].get("quantization"):
+        attacks["quantization"] = {f"probability_{k}": v for k, v in m["attacks"]["quantization"].items()}
+    if m["attacks"].get("membership"):
+        attacks["membership"] = {"auc": m["attacks"]["membership"]["auc"]}
+    if m["attacks"].get("paraphrase"):
+        p = m["attacks"]["paraphrase"]
+        attacks["paraphrase"] = {"probability": p["probability"], "rouge_l_recall": p["rouge_l_recall"]}
+    return summary(sets=accuracy_sets(m["sets"], extra), per_sample=per_sample, attacks=attacks, utility=None,
+                   steps=m.get("steps"), unlearning_seconds=m.get("seconds_unlearning"))  # fmt: skip
+
+
 register(BenchmarkSpec(
     "qa", "any question-answer file: greedy-answer accuracy, answer probability, ROUGE-L, paraphrases, retain",
     QAConfig, default_forget="", support=support, run=run, prepare=prepare,
+    summarize=summarize,
 ))  # fmt: skip

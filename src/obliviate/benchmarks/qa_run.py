@@ -10,18 +10,21 @@ from typing import Any
 
 import numpy as np
 
+from obliviate.attacks.membership import membership_attack
+from obliviate.attacks.paraphrase import paraphrase_attack
+from obliviate.attacks.quantization import quantization_attack
+from obliviate.attacks.relearning import relearning_on_answers
+from obliviate.benchmarks.qa_stepwise import unlearn_stepwise_qa
 from obliviate.benchmarks.spec import RunContext
 from obliviate.config import AntiSampleTrainingConfig
 from obliviate.data import Fact, FactSet, load_facts
 from obliviate.errors import ConfigError, DataError
 from obliviate.io import write_json_atomic, write_text_atomic
+from obliviate.metrics.answers import answer_nlls, answer_probability_of, rouge_l_recall
 from obliviate.models import LoadedModel, load_model
 from obliviate.models.generation import GREEDY, chat_prompt, generate
 from obliviate.models.loading import save_trained
 from obliviate.render.markdown import markdown_table
-from obliviate.tofu.attacks import membership_attack, quantization_attack, relearning_attack
-from obliviate.tofu.evaluate import answer_nlls
-from obliviate.tofu.metrics import rouge_l_recall
 from obliviate.tofu.unlearn import unlearn_qa
 from obliviate.training.engine import Engine
 from obliviate.unstar.judge import build_judge
@@ -102,6 +105,9 @@ def load_facts_into(ctx: RunContext) -> None:
     ctx.inputs["retain"], ctx.inputs["holdout"] = _facts(ctx, "retain", b.retain), _facts(ctx, "holdout", b.holdout)
     if ctx.method_spec.antisample:
         ctx.inputs["alternatives"] = wrong_answer_pairs(ctx.inputs["forget"])
+    if ctx.method_spec.objective is None and ctx.inputs["holdout"] is None:
+        raise ConfigError(f"{ctx.method.name} on the qa benchmark judges each answer against answers the model never "
+                          "saw: give never-trained facts (--set benchmark.holdout=FILE)")  # fmt: skip
 
 
 def run_qa(ctx: RunContext) -> dict[str, Any]:
@@ -120,22 +126,34 @@ def run_qa(ctx: RunContext) -> dict[str, Any]:
     half_probability = float(np.mean([before["forget"]["per_sample"][f.id]["probability"]
                                       for f in list(forget)[len(forget) // 2:]]))  # fmt: skip
     start_model = copy.deepcopy(loaded.model) if "model" in ctx.inputs else loaded.model
-    engine = Engine(start_model, tok.pad_token_id, AntiSampleTrainingConfig(learning_rate=b.learning_rate,
-                                                                             seed=ctx.seed))  # fmt: skip
     t0 = time.perf_counter()
-    log_steps = unlearn_qa(engine, tok, spec.objective(ctx.method), forget_pairs,
-                           [(f.question, f.answer) for f in retain or []], alternatives=alternatives, epochs=b.epochs,
-                           batch_size=b.batch_size, seed=ctx.seed, progress=ctx.progress)  # fmt: skip
+    stepwise: dict[str, Any] = {}
+    if spec.objective is None:  # SGA, TA, TAU: per-fact answer-token MA against never-trained facts
+        model, stepwise = unlearn_stepwise_qa(ctx, start_model, tok, forget, holdout)
+        losses = stepwise.pop("losses")
+    else:
+        engine = Engine(start_model, tok.pad_token_id, AntiSampleTrainingConfig(learning_rate=b.learning_rate,
+                                                                                 seed=ctx.seed))  # fmt: skip
+        log_steps = unlearn_qa(engine, tok, spec.objective(ctx.method), forget_pairs,
+                               [(f.question, f.answer) for f in retain or []], alternatives=alternatives,
+                               epochs=b.epochs, batch_size=b.batch_size, seed=ctx.seed,
+                               progress=ctx.progress)  # fmt: skip
+        losses = [r["loss"] for r in log_steps if "loss" in r]
+        model = engine.unwrapped.eval()
     unlearning_seconds = time.perf_counter() - t0
-    model = engine.unwrapped.eval()
     after = evaluate_all(model, tok, sets, judge)
     log.info("after: %s", {k: round(v["aggregate"]["accuracy"], 3) for k, v in after.items()})
     attacks: dict[str, Any] = {}
     if b.relearn_steps:
-        attacks["relearning"] = relearning_attack(model, tok, forget_pairs, half_probability, steps=b.relearn_steps,
-                                                  learning_rate=b.learning_rate, seed=ctx.seed)  # fmt: skip
+        attacks["relearning"] = relearning_on_answers(model, tok, forget_pairs, before_unlearning=half_probability,
+                                                      steps=b.relearn_steps, learning_rate=b.learning_rate,
+                                                      seed=ctx.seed)  # fmt: skip
     if b.quantization_bits:
-        attacks["quantization"] = quantization_attack(model, tok, forget_pairs, b.quantization_bits)
+        attacks["quantization"] = quantization_attack(model, lambda m: answer_probability_of(m, tok, forget_pairs),
+                                                      b.quantization_bits)  # fmt: skip
+    asked = [(q, f.answer) for f in forget for q in f.paraphrases]
+    if asked:
+        attacks["paraphrase"] = paraphrase_attack(model, tok, asked)
     if holdout is not None:
         attacks["membership"] = membership_attack(model, tok, forget_pairs, [(f.question, f.answer) for f in holdout])
     unlearned = LoadedModel(model, tok, loaded.spec)
@@ -149,8 +167,8 @@ def run_qa(ctx: RunContext) -> dict[str, Any]:
         "method": spec.name, "model": ctx.model.model, "forget": ctx.forget or "<in memory>",
         "before": {k: {"aggregate": v["aggregate"], "per_sample": v["per_sample"]} for k, v in before.items()},
         "after": {k: {"aggregate": v["aggregate"], "per_sample": v["per_sample"]} for k, v in after.items()},
-        "sets": sets_summary, "attacks": attacks, "steps": sum("loss" in r for r in log_steps),
-        "losses": [r["loss"] for r in log_steps if "loss" in r], "seconds_unlearning": unlearning_seconds,
+        "sets": sets_summary, "attacks": attacks, "steps": stepwise.pop("steps", len(losses)),
+        "losses": losses, "seconds_unlearning": unlearning_seconds, **stepwise,
         "seconds": time.perf_counter() - started, "model_path": str(model_path) if model_path else None,
     }  # fmt: skip
     write_json_atomic(ctx.run_dir / "answers.json", {

@@ -60,6 +60,8 @@ class BenchmarkSpec:
     # loads and checks the inputs before the run directory exists (a run that cannot start leaves nothing behind);
     # what it loads goes into ctx.inputs, so ``run`` does not load it again
     prepare: Callable[[RunContext], None] | None = None
+    # the benchmark's metrics -> the common ``summary`` of metrics.json (see benchmarks/summary.py)
+    summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def make_config(self, **values: Any) -> BenchmarkConfig:
         return self.config.model_validate({"name": self.name, **values})

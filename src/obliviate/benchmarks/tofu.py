@@ -8,6 +8,7 @@ from typing import Any
 
 from obliviate.benchmarks.derive import benchmark_config, flat_config
 from obliviate.benchmarks.spec import BenchmarkSpec, RunContext, register
+from obliviate.benchmarks.summary import number, summary
 from obliviate.config import TofuConfig
 from obliviate.methods.spec import MethodSpec
 
@@ -43,7 +44,35 @@ def run(ctx: RunContext) -> dict[str, Any]:
     return tofu_in(ctx.run_dir, tofu_config(ctx), ctx.inputs.get("tofu"))
 
 
+def summarize(m: dict[str, Any]) -> dict[str, Any]:
+    full, after = m["models"]["full"], m["models"]["unlearned"]
+    keys = ("forget_quality", "model_utility", "forget_truth_ratio_mean", "forget_probability",
+            "forget_rouge_l_recall", "retain_probability", "retain_rouge_l_recall")  # fmt: skip
+    sets = {"tofu": {"n": m.get("forget_items"), "before": {k: number(full[k]) for k in keys},
+                     "after": {k: number(after[k]) for k in keys}}}  # fmt: skip
+    evaluation = m["tofu"]["unlearned"]["forget"]
+    per_sample = {"forget": {f"forget-{i}": {"answer_nll": {"before": None, "after": number(nll)},
+                                             "truth_ratio": {"before": None, "after": number(tr)}}
+                             for i, (nll, tr) in enumerate(zip(evaluation["answer_nlls"],
+                                                               evaluation["truth_ratios"]))}}  # fmt: skip
+    attacks: dict[str, Any] = {}
+    a = m["attacks"]
+    if "recovery" in a.get("relearning", {}):
+        attacks["relearning"] = {"recovery": a["relearning"]["recovery"], "before": a["relearning"]["before"],
+                                 "after": a["relearning"]["after"]}  # fmt: skip
+    if a.get("quantization"):
+        attacks["quantization"] = {f"probability_{k}": v for k, v in a["quantization"].items()}
+    if a.get("membership"):
+        attacks["membership"] = {"auc": a["membership"]["unlearned"]["auc"]}
+    if a.get("paraphrase", {}).get("unlearned", {}).get("probability") is not None:
+        p = a["paraphrase"]["unlearned"]
+        attacks["paraphrase"] = {"probability": p["probability"], "rouge_l_recall": p["rouge_l_recall"]}
+    return summary(sets=sets, per_sample=per_sample, attacks=attacks, utility=m.get("utility"), steps=m.get("steps"),
+                   unlearning_seconds=m.get("seconds_unlearning"))  # fmt: skip
+
+
 register(BenchmarkSpec(
     "tofu", "TOFU-mini: forget quality, model utility, truth ratios, per-epoch trade-off, attacks",
     TofuBenchmarkConfig, default_forget="", support=support, run=run, prepare=prepare,
+    summarize=summarize,
 ))  # fmt: skip

@@ -33,9 +33,11 @@ class MemorizationMethod:
     def sign(self) -> float:
         return ASCENT
 
-    def step(self, engine: Engine, windows: list[list[int]], selected: list[int]) -> dict[str, float]:
-        """One optimizer step on the selected windows: sign * their mean NLL (the engine's micro-batched step)."""
-        return engine.step(windows, selected, self.sign())
+    def step(self, engine: Engine, windows: list[list[int]], selected: list[int],
+             masks: list[list[int]] | None = None) -> dict[str, float]:  # fmt: skip
+        """One optimizer step on the selected windows: sign * their mean NLL (the engine's micro-batched step);
+        ``masks``: the tokens that count (an answer's, on question-answer data), None for all."""
+        return engine.step(windows, selected, self.sign(), masks)
 
     def select(self, ma: np.ndarray) -> np.ndarray:
         return np.arange(len(ma))

@@ -12,8 +12,9 @@ import numpy as np
 
 from obliviate.errors import ConfigError
 from obliviate.methods.base import MemorizationMethod
-from obliviate.methods.objective import ObjectiveMethod, sequence_batch
+from obliviate.methods.objective import ObjectiveMethod, QABatch, sequence_batch
 from obliviate.methods.rules import StopRule, Thresholds, select_outliers
+from obliviate.metrics.tokens import right_pad
 
 if TYPE_CHECKING:
     from obliviate.training.engine import Engine
@@ -34,11 +35,15 @@ class ObjectiveOnSequences(MemorizationMethod):
             return select_outliers(ma, self.band_upper)
         return np.arange(len(ma))
 
-    def step(self, engine: Engine, windows: list[list[int]], selected: list[int]) -> dict[str, float]:
+    def step(self, engine: Engine, windows: list[list[int]], selected: list[int],
+             masks: list[list[int]] | None = None) -> dict[str, float]:  # fmt: skip
         if self.objective.needs_reference and self._reference is None:
             self._reference = copy.deepcopy(engine.unwrapped).eval().requires_grad_(False)
         pad = engine.pad_id
         forget = sequence_batch([windows[i] for i in selected], pad, engine.device)
+        if masks is not None:
+            target = right_pad([masks[i] for i in selected], 0, engine.device)[0]
+            forget = QABatch(forget.input_ids, forget.attention_mask, target)
         retain = None
         if self.retain_windows:
             n = len(self.retain_windows)

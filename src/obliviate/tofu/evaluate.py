@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from obliviate.methods.objective import answer_nll, encode_qa
+from obliviate.metrics.answers import answer_nlls
 from obliviate.models.generation import Sampling, chat_prompt, generate
 from obliviate.tofu.data import TofuItem, load_split
 from obliviate.tofu.metrics import (
@@ -44,20 +44,6 @@ class TofuEvalSets:
         """The perturbed evaluation files of a TOFU folder, each cut to ``limit`` items (None: all)."""
         names = (f"{forget_split}_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed")
         return cls(*(load_split(name, root)[:limit] for name in names))
-
-
-@torch.no_grad()
-def answer_nlls(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]], batch_size: int = 16
-) -> np.ndarray:
-    """Per-token mean NLL of each answer given its question (chat-formatted, answer tokens only)."""
-    device = next(model.parameters()).device
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))  # less padding
-    values = np.zeros(len(pairs))
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        values[rows] = answer_nll(model, encode_qa(tokenizer, [pairs[i] for i in rows], device)).float().cpu().numpy()
-    return values
 
 
 def _perturbed_nlls(model, tokenizer, items: Sequence[TofuItem], batch_size: int) -> np.ndarray:

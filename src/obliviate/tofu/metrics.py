@@ -12,6 +12,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.stats import hmean, ks_2samp
 
+from obliviate.metrics.answers import answer_probability, rouge_l_recall
+
+__all__ = ["answer_probability", "rouge_l_recall"]  # re-exported: TOFU's metric set
+
 UTILITY_PARTS = tuple(
     f"{split} {metric}"
     for split in ("retain", "real_authors", "world_facts")
@@ -46,11 +50,6 @@ def forget_quality(unlearned_ratios: Sequence[float], retain_model_ratios: Seque
     return float(ks_2samp(np.asarray(unlearned_ratios), np.asarray(retain_model_ratios)).pvalue)
 
 
-def answer_probability(answer_nll: Sequence[float]) -> float:
-    """Retain / forget split: mean P(a|q)^(1/|a|)."""
-    return float(np.mean(np.exp(-np.asarray(answer_nll, dtype=float))))
-
-
 def normalised_answer_probability(correct_nll: Sequence[float], wrong_nll: Sequence[Sequence[float]]) -> float:
     """Real authors / world facts: mean of P(correct) / (P(correct) + sum_k P(wrong_k)), each length-normalised."""
     correct = np.exp(-np.asarray(correct_nll, dtype=float))
@@ -68,12 +67,3 @@ def model_utility(parts: Mapping[str, float]) -> float:
     if (values < 0).any():
         raise ValueError("utility parts must be >= 0")
     return 0.0 if (values == 0).any() else float(hmean(values))
-
-
-def rouge_l_recall(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-L recall of generations against the reference answers (rouge-score, stemmed, as TOFU)."""
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    scores = [scorer.score(ref, pred)["rougeL"].recall for pred, ref in zip(predictions, references, strict=True)]
-    return float(np.mean(scores))

@@ -75,7 +75,7 @@ def _attack_lines(attacks: dict[str, Any], forget_probability_after: float) -> l
         recovered = f"not reported: {relearn['note']}" if recovery is None else f"{recovery:.2f}"
         lines += [f"- Relearning: {relearn['steps']} SFT steps on {relearn['trained_on']} forget pairs; answer "
                   f"probability on the other {relearn['measured_on']} {relearn['before']:.3f} -> "
-                  f"{relearn['after']:.3f} (before unlearning {relearn['probability_before_unlearning']:.3f}); "
+                  f"{relearn['after']:.3f} (before unlearning {relearn['before_unlearning']:.3f}); "
                   f"recovery {recovered}."]  # fmt: skip
     if paraphrase and "skipped" not in paraphrase["unlearned"]:
         full, after = paraphrase["full"], paraphrase["unlearned"]

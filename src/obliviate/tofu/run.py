@@ -25,20 +25,18 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from obliviate.attacks.membership import membership_attack
+from obliviate.attacks.paraphrase import paraphrase_attack
+from obliviate.attacks.quantization import quantization_attack
+from obliviate.attacks.relearning import relearning_on_answers
 from obliviate.config import AntiSampleTrainingConfig, TofuConfig
 from obliviate.errors import ConfigError, DataError
 from obliviate.io import write_json_atomic, write_text_atomic
 from obliviate.methods import METHODS
 from obliviate.methods.objective import ObjectiveMethod
+from obliviate.metrics.answers import answer_probability_of
 from obliviate.models import load_model
 from obliviate.models.loading import LoadedModel, save_model, save_trained
-from obliviate.tofu.attacks import (
-    forget_probability,
-    membership_attack,
-    paraphrase_attack,
-    quantization_attack,
-    relearning_attack,
-)
 from obliviate.tofu.data import TofuItem, load_split
 from obliviate.tofu.evaluate import evaluate_tofu, forget_quality_against
 from obliviate.tofu.report import tofu_summary, write_tofu_plots
@@ -171,8 +169,8 @@ def _probe(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, data: Tof
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        forget = forget_probability(model, tokenizer, [(x.question, x.answer) for x in data.eval_sets.forget])
-        retain = forget_probability(model, tokenizer, [(x.question, x.answer) for x in data.eval_sets.retain])
+        forget = answer_probability_of(model, tokenizer, [(x.question, x.answer) for x in data.eval_sets.forget])
+        retain = answer_probability_of(model, tokenizer, [(x.question, x.answer) for x in data.eval_sets.retain])
     model.train(was_training)
     return {"forget_probability": forget, "retain_probability": retain}
 
@@ -237,15 +235,21 @@ def _attacks(cfg, models: TofuModels, unlearned: LoadedModel, data: TofuMini, ho
     if "relearning" in cfg.attacks:
         half = forget_pairs[len(forget_pairs) // 2 :]
         p_full = models.cached("full", "relearning_half.json",
-                               lambda: {"probability": forget_probability(models.full.model, tok, half)})  # fmt: skip
-        out["relearning"] = relearning_attack(unlearned.model, tok, forget_pairs, p_full["probability"],
-                                              steps=cfg.relearn_steps, learning_rate=cfg.learning_rate,
-                                              seed=cfg.seed, nlls=forget_nlls)  # fmt: skip
+                               lambda: {"probability": answer_probability_of(models.full.model, tok,
+                                                                                     half)})  # fmt: skip
+        out["relearning"] = relearning_on_answers(unlearned.model, tok, forget_pairs,
+                                                  before_unlearning=p_full["probability"], steps=cfg.relearn_steps,
+                                                  learning_rate=cfg.learning_rate, seed=cfg.seed,
+                                                  nlls=forget_nlls)  # fmt: skip
     if "paraphrase" in cfg.attacks:
-        full = models.cached("full", "paraphrase.json", lambda: paraphrase_attack(models.full.model, tok, data.forget))
-        out["paraphrase"] = {"full": full, "unlearned": paraphrase_attack(unlearned.model, tok, data.forget)}
+        asked = [(x.paraphrased_question, x.answer) for x in data.forget if x.paraphrased_question]
+        full = models.cached("full", "paraphrase.json", lambda: paraphrase_attack(models.full.model, tok, asked))
+        out["paraphrase"] = {"full": full, "unlearned": paraphrase_attack(unlearned.model, tok, asked)}
     if "quantization" in cfg.attacks:
-        out["quantization"] = quantization_attack(unlearned.model, tok, forget_pairs, cfg.quantization_bits)
+        def probability(model: torch.nn.Module) -> float:
+            return answer_probability_of(model, tok, forget_pairs)
+
+        out["quantization"] = quantization_attack(unlearned.model, probability, cfg.quantization_bits)
         # rounding alone costs a small model answer probability: the full model at the same widths is the baseline
         out["quantization_full"] = {}
         for b in cfg.quantization_bits:
@@ -253,7 +257,7 @@ def _attacks(cfg, models: TofuModels, unlearned: LoadedModel, data: TofuMini, ho
             cached = models.cached(
                 "full",
                 f"quantization-{name}.json",
-                lambda b=b: quantization_attack(models.full.model, tok, forget_pairs, [b]),
+                lambda b=b: quantization_attack(models.full.model, probability, [b]),
             )
             out["quantization_full"][name] = cached[name]
     if "membership" in cfg.attacks and holdout:

@@ -54,7 +54,7 @@ class Engine:
         self.cfg, self.pad_id = cfg, pad_id
         if cpu is None:
             cpu = next(model.parameters()).device.type == "cpu"
-        self.accelerator = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision)
+        self.accelerator = _accelerator(cpu, cfg.mixed_precision)
         set_seed(cfg.seed)
         if cfg.lora.enabled:
             model = _with_lora(model, cfg)
@@ -90,8 +90,10 @@ class Engine:
         self.optimizer.optimizer.state.clear()
 
     @torch.no_grad()
-    def score_ma(self, model: torch.nn.Module, windows: list[list[int]], batch_size: int) -> np.ndarray:
-        """Per-sequence MA of ``model`` on ``windows``; each process scores a shard, all get every value."""
+    def score_ma(self, model: torch.nn.Module, windows: list[list[int]], batch_size: int,
+                 masks: list[list[int]] | None = None) -> np.ndarray:  # fmt: skip
+        """Per-sequence MA of ``model`` on ``windows``; each process scores a shard, all get every value.
+        ``masks[i][t]`` = 1 counts token t of window i (e.g. an answer's tokens only: answer-token MA)."""
         mine = list(range(self.rank, len(windows), self.world))
         values = np.zeros(0)
         if mine:
@@ -99,7 +101,11 @@ class Engine:
                 model, [windows[i] for i in mine], pad_id=self.pad_id, batch_size=batch_size,
                 full_stats=False, progress=False,
             )  # fmt: skip
-            values = scored.memorization()["ma"]
+            if masks is None:
+                values = scored.memorization()["ma"]
+            else:
+                values = np.array([s.matches[np.asarray(masks[i][1:], dtype=bool)].mean()
+                                   for s, i in zip(scored.stats, mine)])  # fmt: skip
         pieces = gather_object([(mine, values.tolist())]) if self.world > 1 else [(mine, values.tolist())]
         out = np.full(len(windows), np.nan)
         for indices, shard in pieces:
@@ -179,6 +185,22 @@ class Engine:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return grad_norm
+
+
+def _accelerator(cpu: bool, mixed_precision: str) -> Accelerator:
+    """An Accelerator with this run's settings. Accelerate keeps one process-wide state and refuses another
+    mixed precision or device later in the same process (two API calls, say); in a single process that state
+    holds nothing a new run needs, so it is reset and the Accelerator made again (never under several processes,
+    whose group it also holds)."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    try:
+        return Accelerator(cpu=cpu, mixed_precision=mixed_precision)
+    except ValueError as exc:
+        if "already been initialized" not in str(exc) or PartialState().num_processes > 1:
+            raise
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(cpu=cpu, mixed_precision=mixed_precision)
 
 
 def _with_lora(model: PreTrainedModel, cfg: TrainingConfig) -> torch.nn.Module:

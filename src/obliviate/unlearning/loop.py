@@ -51,11 +51,13 @@ class UnlearningLoop:
         checkpoint_every: int = 0,
         run_dir: Path | None = None,
         progress: bool = True,
+        masks: list[list[int]] | None = None,
     ) -> None:
         self.engine, self.method, self.windows, self.ids = engine, method, windows, ids
         self.rule, self.thresholds, self.max_steps = rule, thresholds, max_steps
         self.scoring_batch_size, self.checkpoint_every = scoring_batch_size, checkpoint_every
         self.run_dir, self.progress = run_dir, progress
+        self.masks = masks  # per window, the tokens that are scored and trained on (None: all)
         self.trace: list[dict[str, Any]] = []
         self.start_step = 0
 
@@ -69,7 +71,7 @@ class UnlearningLoop:
         step, reason = self.start_step, "max_steps"
         while True:
             started = time.perf_counter()
-            ma = engine.score_ma(method.scored_model(engine), self.windows, self.scoring_batch_size)
+            ma = engine.score_ma(method.scored_model(engine), self.windows, self.scoring_batch_size, self.masks)
             ma = method.observe(engine, ma)
             record = self._record(step, ma)
             if should_stop(ma, self.rule, self.thresholds):
@@ -86,7 +88,7 @@ class UnlearningLoop:
                 break
             record["selected"] = [self.ids[i] for i in selected]
             try:
-                record["terms"] = method.step(engine, self.windows, selected.tolist())
+                record["terms"] = method.step(engine, self.windows, selected.tolist(), self.masks)
             except TrainingDiverged as exc:
                 reason = f"diverged: {exc}"
                 log.error("step %d: %s", step + 1, exc)

@@ -8,17 +8,15 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from obliviate.attacks.relearning import relearning_attack
 from obliviate.config import TrainingConfig
 from obliviate.models.generation import Sampling, chat_prompt, generate
-from obliviate.training.engine import Engine
-from obliviate.training.sft import sft
 from obliviate.unstar.antisamples import answer_target
 from obliviate.unstar.associations import QA, Association
 from obliviate.unstar.judge import AnyJudge
@@ -82,18 +80,14 @@ def relearning_check(
     *,
     steps: int = 5,
 ) -> dict[str, Any]:
-    """Fine-tune a copy for ``steps`` steps on the first half of each association's held-out paraphrases with
-    the true answer; accuracy on the second half before and after."""
+    """The relearning attack on associations: fine-tune a copy for ``steps`` steps on the first half of each
+    association's held-out paraphrases with the true answer; judged accuracy on the second half before and after."""
     first = [QA(q, a.answer) for a in associations for q in a.heldout[: len(a.heldout) // 2]]
     second = [QA(q, a.answer) for a in associations for q in a.heldout[len(a.heldout) // 2 :]]
     if not first or not second:
         return {"skipped": "the relearning check needs at least two held-out paraphrases per association"}
-    before, _ = answer_accuracy(model, tokenizer, second, judge)
-    clone = copy.deepcopy(model)
-    engine = Engine(clone, tokenizer.pad_token_id, training.model_copy(update={"lora": training.lora.model_copy(
-        update={"enabled": False})}), cpu=next(clone.parameters()).device.type == "cpu")  # fmt: skip
     pairs = [(f.question, answer_target(f.answer, None)) for f in first]
-    losses = sft(engine, tokenizer, pairs, passes=1, batch_size=max(1, -(-len(pairs) // steps)))
-    after, _ = answer_accuracy(engine.unwrapped, tokenizer, second, judge)
-    return {"steps": len(losses), "trained_on": len(first), "tested_on": len(second),
-            "accuracy_before": before, "accuracy_after": after}  # fmt: skip
+    out = relearning_attack(model, tokenizer, pairs, lambda m: answer_accuracy(m, tokenizer, second, judge)[0],
+                            steps=steps, learning_rate=training.learning_rate,
+                            batch_size=max(1, -(-len(pairs) // steps)))  # fmt: skip
+    return {**out, "measured_on": len(second)}

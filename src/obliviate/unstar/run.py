@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from obliviate.attacks.quantization import QUANTIZATION_NOTE, quantized_copy
+from obliviate.attacks.quantization import QUANTIZATION_NOTE, quantization_attack
 from obliviate.core.rundir import RunLog, create_run_dir
 from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
 from obliviate.models import LoadedModel, load_model
@@ -140,7 +140,7 @@ def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = Non
     if cfg.relearn_steps:
         relearn = relearning_check(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
                                    cfg.training, steps=cfg.relearn_steps)  # fmt: skip
-    quantized = quantization_attack(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
+    quantized = heldout_quantization(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
                                     cfg.quantization_bits)  # fmt: skip
     model_path = save_trained(trained, run_dir) if cfg.save_model else None
     metrics = _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds,
@@ -191,14 +191,12 @@ def generate_antisamples(cfg: UnstarConfig, out: str | Path | None = None) -> tu
     return path, summary
 
 
-def quantization_attack(model, tokenizer, associations, judge, bits: list[int]) -> dict[str, float]:
-    """Held-out forget accuracy of round-to-nearest quantized copies of the unlearned model (per bit width)."""
+def heldout_quantization(model, tokenizer, associations, judge, bits: list[int]) -> dict[str, float]:
+    """The quantization attack on associations: held-out forget accuracy of round-to-nearest quantized copies."""
     heldout = [QA(q, a.answer) for a in associations for q in a.heldout]
-    out = {}
-    for b in bits:
-        accuracy, _ = answer_accuracy(quantized_copy(model, b), tokenizer, heldout, judge)
-        out[str(b)] = accuracy
-        log.info("quantization attack: %d-bit held-out forget accuracy %.3f", b, accuracy)
+    out = quantization_attack(model, lambda m: answer_accuracy(m, tokenizer, heldout, judge)[0], bits)
+    for name, accuracy in out.items():
+        log.info("quantization attack: %s held-out forget accuracy %.3f", name, accuracy)
     return out
 
 
@@ -268,13 +266,13 @@ def unstar_summary(metrics: dict[str, Any]) -> str:
         q = metrics["quantization_attack"]
         lines += ["## Quantization attack", "",
                   "Held-out forget accuracy of the unlearned model with its linear weights rounded to fewer bits: "
-                  + ", ".join(f"{b}-bit {v:.3f}" for b, v in q.items())
+                  + ", ".join(f"{b} {v:.3f}" for b, v in q.items())
                   + f" (unquantized {metrics['sets']['forget']['after']:.3f}; {QUANTIZATION_NOTE}).", ""]  # fmt: skip
     if relearn and "skipped" in relearn:
         lines += ["## Relearning check", "", relearn["skipped"], ""]
     elif relearn:
         lines += ["## Relearning check", "",
                   f"{relearn['steps']} steps on {relearn['trained_on']} held-out paraphrases with the true answer: "
-                  f"accuracy on the other {relearn['tested_on']} went from {relearn['accuracy_before']:.3f} to "
-                  f"{relearn['accuracy_after']:.3f}.", ""]  # fmt: skip
+                  f"accuracy on the other {relearn['measured_on']} went from {relearn['before']:.3f} to "
+                  f"{relearn['after']:.3f}.", ""]  # fmt: skip
     return "\n".join(lines)
