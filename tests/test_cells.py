@@ -127,8 +127,11 @@ def test_tofu_cell_lowers_the_forget_answer_probability(method, shared_data, tof
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     m = _metrics(tmp_path)
-    before, after = (m["models"][k]["forget_probability"] for k in ("full", "unlearned"))
-    assert m["benchmark"] == "tofu" and after < before, (method, before, after)
+    # UnSTAR trains towards TOFU's perturbed answers: its target is the truth ratio P(perturbed) / P(paraphrased)
+    key = "forget_truth_ratio_mean" if method == "unstar" else "forget_probability"
+    before, after = (m["models"][k][key] for k in ("full", "unlearned"))
+    moved = after > before if method == "unstar" else after < before
+    assert m["benchmark"] == "tofu" and moved, (method, key, before, after)
 
 
 @pytest.mark.parametrize(("method", "benchmark"), UNSUPPORTED)
