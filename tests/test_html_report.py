@@ -87,10 +87,12 @@ def test_report_html_renders_in_headless_chromium_with_its_plots(sga_run, tmp_pa
 def test_compare_collects_runs_into_one_table_and_figure(sga_run, tmp_path):
     unstar = tmp_path / "unlearn-unstar-x"
     unstar.mkdir()
-    sets = {name: {"before": 1.0, "after": after, "retained": after, "n": 3}
+    sets = {name: {"n": 3, "before": {"accuracy": 1.0}, "after": {"accuracy": after}}
             for name, after in (("forget", 0.0), ("subject", 1.0), ("object", 0.5), ("unrelated", 1.0))}  # fmt: skip
-    (unstar / "metrics.json").write_text(json.dumps({"method": "unstar", "steps": 12, "sets": sets,
-                                                     "seconds_unlearning": 3.5}))  # fmt: skip
+    summary = {"sets": sets, "per_sample": {}, "attacks": {}, "utility": {"before": {}, "after": {}}, "steps": 12,
+               "timings": {"unlearning_seconds": 3.5, "wall_seconds": 4.0}}  # fmt: skip
+    (unstar / "metrics.json").write_text(json.dumps({"schema_version": 1, "benchmark": "associations",
+                                                     "method": "unstar", "summary": summary}))  # fmt: skip
     out = tmp_path / "cmp"
     result = CliRunner().invoke(app, ["compare", str(sga_run), str(unstar), "--output-dir", str(out)])
     assert result.exit_code == 0, result.output
@@ -99,9 +101,9 @@ def test_compare_collects_runs_into_one_table_and_figure(sga_run, tmp_path):
     assert (made / "comparison.png").stat().st_size > 1000
     lines = [line for line in table.splitlines() if line.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
-    assert {"method", "c(D_f) high after", "forget MA after", "object acc. after"} <= set(header)
+    assert {"method", "forget outliers_high after", "forget ma after", "object accuracy after"} <= set(header)
     sga, uns = ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:4])
-    assert sga[header.index("method")] == "sga" and sga[header.index("c(D_f) high after")] == "0"
-    assert uns[header.index("object acc. after")] == "0.5" and uns[header.index("forget MA after")] == "-"
+    assert sga[header.index("method")] == "sga" and sga[header.index("forget outliers_high after")] == "0"
+    assert uns[header.index("object accuracy after")] == "0.5" and uns[header.index("forget ma after")] == "-"
     bad = CliRunner().invoke(app, ["compare", str(tmp_path / "nothing"), "--output-dir", str(out)])
     assert bad.exit_code == 2 and "no metrics.json" in bad.output
