@@ -215,11 +215,4 @@ def _status(run_dir: Path, status: str, **extra: Any) -> None:
     write_json_atomic(run_dir / STATUS_FILE, {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
 
 
-def with_benchmark_default(cfg: RunConfig) -> RunConfig:
-    """``cfg`` with the benchmark's default forget set filled in."""
-    if cfg.forget is not None:
-        return cfg
-    return cfg.model_copy(update={"forget": BENCHMARKS.get(cfg.benchmark.name).default_forget})
-
-
-__all__ = ["BenchmarkConfig", "ConfigError", "RunConfig", "RunResult", "infer_benchmark", "run"]
+__all__ = ["RunConfig", "RunResult", "infer_benchmark", "run"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -144,10 +145,12 @@ def run_qa(ctx: RunContext) -> dict[str, Any]:
     after = evaluate_all(model, tok, sets, judge)
     log.info("after: %s", {k: round(v["aggregate"]["accuracy"], 3) for k, v in after.items()})
     attacks: dict[str, Any] = {}
+    # the unlearned model's forget-answer NLLs, from its evaluation (the attacks need no other forward pass)
+    forget_nlls = [-math.log(max(after["forget"]["per_sample"][f.id]["probability"], 1e-300)) for f in forget]
     if b.relearn_steps:
         attacks["relearning"] = relearning_on_answers(model, tok, forget_pairs, before_unlearning=half_probability,
                                                       steps=b.relearn_steps, learning_rate=b.learning_rate,
-                                                      seed=ctx.seed)  # fmt: skip
+                                                      seed=ctx.seed, nlls=forget_nlls)  # fmt: skip
     if b.quantization_bits:
         attacks["quantization"] = quantization_attack(model, lambda m: answer_probability_of(m, tok, forget_pairs),
                                                       b.quantization_bits)  # fmt: skip
@@ -155,7 +158,8 @@ def run_qa(ctx: RunContext) -> dict[str, Any]:
     if asked:
         attacks["paraphrase"] = paraphrase_attack(model, tok, asked)
     if holdout is not None:
-        attacks["membership"] = membership_attack(model, tok, forget_pairs, [(f.question, f.answer) for f in holdout])
+        attacks["membership"] = membership_attack(model, tok, forget_pairs, [(f.question, f.answer) for f in holdout],
+                                                  member_nlls=forget_nlls)  # fmt: skip
     unlearned = LoadedModel(model, tok, loaded.spec)
     ctx.inputs["unlearned_model"] = unlearned
     model_path = save_trained(unlearned, ctx.run_dir) if ctx.save_model else None
