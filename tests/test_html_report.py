@@ -92,7 +92,8 @@ def test_compare_collects_runs_into_one_table_and_figure(sga_run, tmp_path):
     summary = {"sets": sets, "per_sample": {}, "attacks": {}, "utility": {"before": {}, "after": {}}, "steps": 12,
                "timings": {"unlearning_seconds": 3.5, "wall_seconds": 4.0}}  # fmt: skip
     (unstar / "metrics.json").write_text(json.dumps({"schema_version": 1, "benchmark": "associations",
-                                                     "method": "unstar", "summary": summary}))  # fmt: skip
+                                                     "method": "unstar", "status": "finished",
+                                                     "summary": summary}))  # fmt: skip
     out = tmp_path / "cmp"
     result = CliRunner().invoke(app, ["compare", str(sga_run), str(unstar), "--output-dir", str(out)])
     assert result.exit_code == 0, result.output
@@ -107,3 +108,4 @@ def test_compare_collects_runs_into_one_table_and_figure(sga_run, tmp_path):
     assert uns[header.index("object accuracy after")] == "0.5" and uns[header.index("forget ma after")] == "-"
     bad = CliRunner().invoke(app, ["compare", str(tmp_path / "nothing"), "--output-dir", str(out)])
     assert bad.exit_code == 2 and "no metrics.json" in bad.output
+    assert len(list(out.iterdir())) == 1  # a refused comparison leaves no directory behind

@@ -86,12 +86,12 @@ def test_unlearn_sga_writes_model_metrics_trace_and_report(files, tmp_path):
 
 
 def test_unlearn_rejects_bad_input_clearly(files, tmp_path):
-    model_dir, forget, _ = files
+    model_dir, forget, ref = files
     result = runner.invoke(app, ["unlearn", str(forget), "--model", str(model_dir), "--output-dir", str(tmp_path)])
     assert result.exit_code == 2 and "reference set of never-seen sequences is required" in result.output
     result = runner.invoke(app, ["unlearn", str(forget), "--method", "magic", "--output-dir", str(tmp_path)])
     assert result.exit_code == 2 and "method" in result.output
-    result = runner.invoke(app, ["unlearn", str(forget), "--reference", str(forget), "--resume", str(tmp_path),
+    result = runner.invoke(app, ["unlearn", str(forget), "--reference", str(ref), "--resume", str(tmp_path),
                                  "--model", str(model_dir), "--max-tokens", "48", "--neighbours", "0",
                                  "--output-dir", str(tmp_path / "r"), "--no-progress"])  # fmt: skip
     assert result.exit_code == 2 and "not an obliviate checkpoint" in " ".join(result.output.split())

@@ -18,7 +18,7 @@ from obliviate.metrics.losses import sequence_nll
 from obliviate.metrics.reference import ReferenceStats
 from obliviate.metrics.scoring import score_windows
 from obliviate.metrics.tokens import right_pad
-from obliviate.training.engine import Engine, TrainingDiverged
+from obliviate.training.engine import Engine, TrainingDiverged, WeightsDiverged
 from obliviate.unlearning.loop import UnlearningLoop
 
 IDS = [f"t{i}" for i in range(len(TRAINED_TEXTS))]
@@ -85,7 +85,27 @@ def test_engine_refuses_an_exploding_or_nan_loss_and_leaves_weights_alone(setup)
     engine = _engine(loaded.model)
     with torch.no_grad():
         engine.unwrapped.model.norm.weight[0] = float("nan")
-    with pytest.raises(TrainingDiverged, match="non-finite"):
+    with pytest.raises(WeightsDiverged, match="non-finite loss or gradient at optimizer step 1"):
+        engine.step(windows, [0], sign=-1.0)
+
+
+def test_engine_stops_when_a_step_leaves_nan_weights(setup):
+    """A finite loss and gradient whose update overflows a weight (what float16 does): the step is taken, the
+    weights are checked right after it, and the run must stop, naming the step (here the overflow is injected into
+    the optimizer's update of one weight)."""
+    loaded, windows, _ = setup
+    engine = _engine(loaded.model)
+    engine.step(windows, [0], sign=-1.0)  # a sane first step
+    original = engine.optimizer.step
+
+    def overflowing_step(*args, **kwargs):
+        out = original(*args, **kwargs)
+        with torch.no_grad():
+            engine.unwrapped.model.norm.weight.mul_(float("inf"))
+        return out
+
+    engine.optimizer.step = overflowing_step
+    with pytest.raises(WeightsDiverged, match=r"optimizer step 2 turned weights into NaN/inf \(float32\)"):
         engine.step(windows, [0], sign=-1.0)
 
 

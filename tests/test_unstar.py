@@ -96,12 +96,16 @@ def test_association_file_errors_name_the_line(tmp_path):
         "subject": "S",
         "object": "O",
         "question": "Q?",
+        "heldout": ["Which Q?"],
         "subject_facts": [{"question": "x", "answer": "y"}],
     }
     path.write_text(
         json.dumps(good) + "\n" + json.dumps(good | {"id": "b", "object_facts": [{"question": "x"}]}) + "\n"
     )
     with pytest.raises(DataError, match=r"facts.jsonl: line 2: 'object_facts'\[0\]"):
+        load_associations(path)
+    path.write_text(json.dumps(good | {"heldout": []}) + "\n")  # nothing to measure the forget accuracy on
+    with pytest.raises(DataError, match=r"facts.jsonl: line 1: needs at least one 'heldout' question"):
         load_associations(path)
     path.write_text(json.dumps(good) + "\n")
     (loaded,) = load_associations(path)

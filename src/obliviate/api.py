@@ -11,9 +11,8 @@ from typing import Any
 
 from obliviate._version import __version__
 from obliviate.config import MemorizationRunConfig, TestbedConfig, TofuConfig, UnlearnConfig, load_config
-from obliviate.core.rundir import RunLog, create_run_dir
+from obliviate.core.rundir import TrackedRun
 from obliviate.data.resolve import reference_for, resolve_sequences
-from obliviate.io import write_yaml_atomic
 from obliviate.runner import RunConfig, RunResult, run
 
 log = logging.getLogger("obliviate")
@@ -132,8 +131,9 @@ def run_memorization(cfg: MemorizationRunConfig, *, model: Any = None, sequences
     """Score a model on a sequence set against never-seen reference text; returns (run dir, metrics)."""
     from obliviate.benchmarks.memorization_run import sequences_from
     from obliviate.evaluation.audit_report import write_memorization_report
-    from obliviate.metrics.audit import audit_memorization
+    from obliviate.metrics.audit import audit_memorization, check_reference
     from obliviate.models import load_model
+    from obliviate.models.loading import check_model
 
     target = sequences_from(sequences, "sequences") if sequences is not None else resolve_sequences(cfg.sequences,
                                                                                                      cfg.limit)
@@ -142,9 +142,10 @@ def run_memorization(cfg: MemorizationRunConfig, *, model: Any = None, sequences
     else:
         reference_set = resolve_sequences(reference_for(cfg.sequences if sequences is None else "", cfg.reference),
                                           cfg.limit)  # fmt: skip
-    run_dir = create_run_dir(cfg.output_dir, "memorization")
-    with RunLog(run_dir):
-        write_yaml_atomic(run_dir / "config.yaml", cfg.model_dump(mode="json"))
+    check_reference(target, reference_set)
+    if model is None:
+        check_model(cfg.model.model, cfg.model.device, cfg.model.dtype)
+    with TrackedRun(cfg.output_dir, "memorization", cfg.model_dump(mode="json")) as run_dir:
         log.info("obliviate %s: memorization audit of %s on %s", __version__, cfg.model.model, cfg.sequences)
         loaded = model or load_model(cfg.model.model, device=cfg.model.device, dtype=cfg.model.dtype,
                                      trust_remote_code=cfg.model.trust_remote_code)  # fmt: skip
@@ -174,4 +175,4 @@ def compare(runs: list[str | Path], output_dir: str | Path = "runs") -> tuple[Pa
     """One table (comparison.md) and one figure (comparison.png) over run directories of any kind."""
     from obliviate.reports.compare import compare_runs
 
-    return compare_runs(runs, create_run_dir(output_dir, "compare"))
+    return compare_runs(runs, output_dir)

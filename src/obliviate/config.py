@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from obliviate.errors import ConfigError
 
 T = TypeVar("T", bound=BaseModel)
+
+
+# a random seed: numpy, torch and Python's random all take 0 .. 2**32 - 1
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="random seed (0 .. 2**32 - 1)")]
 
 
 class _Strict(BaseModel):
@@ -36,7 +40,7 @@ class ScoringConfig(_Strict):
     k_sigma: float = Field(2.0, gt=0, description="calibrated outlier band: unseen mean +- k * std")
     fixed_low: float = Field(0.15, description="fixed outlier rule: MA <= fixed_low")
     fixed_high: float = Field(0.60, description="fixed outlier rule: MA >= fixed_high")
-    seed: int = 0
+    seed: Seed = 0
 
     @field_validator("el_n")
     @classmethod
@@ -44,6 +48,13 @@ class ScoringConfig(_Strict):
         if any(n < 1 for n in values):
             raise ValueError("every EL n must be >= 1")
         return sorted(set(values))
+
+    @model_validator(mode="after")
+    def _el_fits_the_window(self) -> ScoringConfig:
+        if self.el_n and max(self.el_n) >= self.max_tokens:
+            raise ValueError(f"EL_{max(self.el_n)} scores {max(self.el_n)}-token continuations inside a window of "
+                             f"max_tokens={self.max_tokens}: every EL n must be below max_tokens")  # fmt: skip
+        return self
 
 
 class TrainingScoringConfig(ScoringConfig):
@@ -77,7 +88,7 @@ class TestbedConfig(_Strict):
     learning_rate: float = Field(1e-4, gt=0)
     batch_size: int = Field(8, ge=1)
     retain_only: bool = Field(False, description="also train the retain-only model (same recipe, no forget set)")
-    seed: int = 0
+    seed: Seed = 0
     scoring: TrainingScoringConfig = Field(default_factory=TrainingScoringConfig)
     output_dir: str = "runs"
     progress: bool = True
@@ -101,8 +112,9 @@ class TrainingConfig(_Strict):
     max_loss: float = Field(100.0, gt=0, description="stop safely once |forget NLL| exceeds this (explosion)")
     mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="Accelerate mixed precision")
     checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps (0: never)")
+    keep_checkpoints: int = Field(2, ge=1, description="keep only the last N checkpoints (each holds weights + Adam)")
     lora: LoraSettings = Field(default_factory=LoraSettings)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class UtilityConfig(_Strict):
@@ -113,7 +125,7 @@ class UtilityConfig(_Strict):
     perplexity: bool = Field(True, description="perplexity on the reference (never-seen) text")
     fluency_prompts: int = Field(8, ge=0, description="greedy continuations of never-seen text for fluency (0: off)")
     before: bool = Field(True, description="also evaluate the model before unlearning")
-    seed: int = 0
+    seed: Seed = 0
 
 
 class UnlearnConfig(_Strict):
@@ -185,7 +197,7 @@ class TofuConfig(_Strict):
     attacks: list[Literal["relearning", "paraphrase", "quantization", "membership"]] = Field(
         default_factory=lambda: ["relearning", "paraphrase", "quantization", "membership"], description="attacks to run"
     )
-    seed: int = 0
+    seed: Seed = 0
     save_model: bool = Field(False, description="save the unlearned model into the run directory")
     output_dir: str = "runs"
     progress: bool = True
@@ -196,9 +208,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[st
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"Cannot read config {path}: not UTF-8 text (save it as UTF-8)") from None
         except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"Cannot read config {path}: {exc}") from exc
+            raise ConfigError(f"Cannot read config {path}: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"Config {path} must be a mapping at the top level")
     for dotted, value in (overrides or {}).items():
@@ -217,4 +231,17 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: dict[st
         return cls.model_validate(data)
     except ValidationError as exc:
         where = f" in {path}" if path else ""
-        raise ConfigError(f"Invalid configuration{where}:\n{exc}") from exc
+        raise ConfigError(f"Invalid configuration{where}: {validation_problems(exc)}") from None
+
+
+def validation_problems(exc: ValidationError, prefix: str = "", owner: str = "") -> str:
+    """The problems of a validation error, one per key (``KEY: what is wrong``), without echoing the values
+    given (a value may be a secret, such as a key pasted into a URL)."""
+    problems = []
+    for err in exc.errors():
+        key = prefix + ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{key} is not a setting{owner}")
+        else:
+            problems.append(f"{key}: {err['msg']}" if key else err["msg"])
+    return "; ".join(problems)

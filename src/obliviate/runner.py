@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,16 @@ from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, model_va
 from obliviate._version import __version__
 from obliviate.benchmarks import BENCHMARKS
 from obliviate.benchmarks.spec import BenchmarkConfig, RunContext
-from obliviate.config import ModelConfig, _Strict
-from obliviate.core.rundir import RunLog, create_run_dir
+from obliviate.config import ModelConfig, Seed, _Strict, validation_problems
+from obliviate.core.rundir import TrackedRun
 from obliviate.errors import ConfigError, DataError
 from obliviate.guardrails import guardrails
-from obliviate.io import write_json_atomic, write_yaml_atomic
+from obliviate.io import write_json_atomic
 from obliviate.methods import METHODS, MethodConfig
 
 log = logging.getLogger("obliviate")
 
 SCHEMA_VERSION = 1
-STATUS_FILE = "status.json"
 # metrics.json's common keys, set by the runner (a benchmark's own keys of these names are replaced)
 ENVELOPE = ("schema_version", "benchmark", "method", "model", "status", "run", "summary", "guardrails")
 
@@ -44,7 +42,7 @@ class RunConfig(_Strict):
     benchmark: SerializeAsAny[BenchmarkConfig] = Field(default=None, description="a registered benchmark")  # type: ignore[assignment]
     forget: str | None = Field(None, description="what to forget (file or builtin:NAME) [the benchmark's default]")
     limit: int | None = Field(None, ge=1, description="use only the first N items of each set")
-    seed: int = Field(0, description="seed of every random choice (training order, sampling, attacks)")
+    seed: Seed = Field(0, description="seed of every random choice (training order, sampling, attacks)")
     save_model: bool = Field(True, description="write the unlearned model into the run directory")
     output_dir: str = Field("runs", description="folder in which the new run directory is created")
     progress: bool = True
@@ -97,15 +95,9 @@ def _validated(kind: str, cls: type[BaseModel], values: dict[str, Any]) -> BaseM
         return cls.model_validate(values)
     except ValidationError as exc:
         name = values.get("name")
-        problems = []
-        for err in exc.errors():
-            key = f"{kind}." + ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                problems.append(f"{key} is not a setting of the {kind} {name!r}")
-            else:
-                problems.append(f"{key}: {err['msg']}")
         settings = ", ".join(k for k in cls.model_fields if k != "name") or "none"
-        raise ConfigError("; ".join(problems) + f" (settings of {kind} {name!r}: {settings})") from None
+        problems = validation_problems(exc, prefix=f"{kind}.", owner=f" of the {kind} {name!r}")
+        raise ConfigError(f"{problems} (settings of {kind} {name!r}: {settings})") from None
 
 
 def infer_benchmark(forget: str | None, method: str) -> str:
@@ -168,32 +160,29 @@ def run(cfg: RunConfig, inputs: dict[str, Any] | None = None) -> RunResult:
     (``model``: a LoadedModel; ``forget``, ``reference``, ``retain``: the benchmark's data)."""
     bench, method = BENCHMARKS.get(cfg.benchmark.name), METHODS.get(cfg.method.name)
     bench.check(method)
+    bench.check_settings(cfg.benchmark, method)
     inputs = dict(inputs or {})
     ctx = RunContext(model=cfg.model, forget=cfg.forget, limit=cfg.limit, method=cfg.method, benchmark=cfg.benchmark,
                      seed=cfg.seed, save_model=cfg.save_model, progress=cfg.progress, run_dir=None,
                      output_dir=cfg.output_dir, inputs=inputs)  # fmt: skip
     in_memory = sorted(inputs)
+    if "model" not in inputs:
+        from obliviate.models.loading import check_model
+
+        check_model(cfg.model.model, cfg.model.device, cfg.model.dtype)
     if bench.prepare is not None:
         bench.prepare(ctx)
-    run_dir = create_run_dir(cfg.output_dir, f"{bench.name}-{method.name}") if _is_main_process() else None
-    ctx.run_dir = run_dir
-    if run_dir is None:
+    if not _is_main_process():
         bench.run(ctx)
         return RunResult(None, {})
-    with RunLog(run_dir):
-        record = cfg.model_dump(mode="json")
-        record["inputs_in_memory"] = in_memory
-        write_yaml_atomic(run_dir / "config.yaml", record)
-        _status(run_dir, "running")
+    record = cfg.model_dump(mode="json")
+    record["inputs_in_memory"] = in_memory
+    with TrackedRun(cfg.output_dir, f"{bench.name}-{method.name}", record) as run_dir:
+        ctx.run_dir = run_dir
         log.info("obliviate %s: %s on the %s benchmark, model %s", __version__, method.name, bench.name,
                  "<in memory>" if "model" in inputs else cfg.model.model)  # fmt: skip
         started = time.perf_counter()
-        try:
-            metrics = bench.run(ctx)
-        except BaseException as exc:
-            log.error("run failed: %s\n%s", exc, traceback.format_exc())
-            _status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}")
-            raise
+        metrics = bench.run(ctx)
         metrics = {key: value for key, value in metrics.items() if key not in ENVELOPE}
         metrics = {
             "schema_version": SCHEMA_VERSION, "benchmark": bench.name, "method": method.name,
@@ -206,13 +195,8 @@ def run(cfg: RunConfig, inputs: dict[str, Any] | None = None) -> RunResult:
         metrics["summary"].setdefault("timings", {})["wall_seconds"] = time.perf_counter() - started
         metrics["guardrails"] = [asdict(v) for v in guardrails(run_dir, metrics)]
         write_json_atomic(run_dir / "metrics.json", metrics)
-        _status(run_dir, "finished")
         log.info("wrote %s", run_dir)
     return RunResult(run_dir, metrics, inputs.get("unlearned_model"))
-
-
-def _status(run_dir: Path, status: str, **extra: Any) -> None:
-    write_json_atomic(run_dir / STATUS_FILE, {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
 
 
 __all__ = ["RunConfig", "RunResult", "infer_benchmark", "run"]

@@ -1,10 +1,14 @@
 """The ``associations`` benchmark: (subject, relation, object) associations to cut, each with held-out paraphrased
 questions and other facts about its subject and its object, plus unrelated facts: accuracy on the four sets
-before and after, relearning check, quantization attack. UnSTAR's generator-driven loop runs here."""
+before and after, relearning check, quantization attack. UnSTAR's generator-driven loop runs here; the objective
+methods (GA, GradDiff, NPO, SimNPO, IdkNLL, IdkDPO, RMU) train on each association's question (the held-out
+paraphrases stay unseen, as for UnSTAR) with the retain facts as their retain term, under the same evaluation."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import Field
 
 from obliviate.benchmarks.derive import benchmark_config, flat_config
 from obliviate.benchmarks.spec import BenchmarkSpec, RunContext, register
@@ -13,27 +17,45 @@ from obliviate.methods.spec import MethodSpec
 from obliviate.methods.unstar import UnstarMethodConfig
 from obliviate.unstar.config import UnstarConfig
 
-AssociationsConfig = benchmark_config("associations", UnstarConfig, drop=frozenset(UnstarMethodConfig.model_fields))
+_Base = benchmark_config("associations", UnstarConfig, drop=frozenset(UnstarMethodConfig.model_fields))
+# settings of the objective methods' loop only (UnSTAR has its own passes and batch size)
+OBJECTIVE_ONLY = frozenset({"epochs", "batch_size"})
+
+
+class AssociationsConfig(_Base):  # type: ignore[misc,valid-type]
+    epochs: int = Field(5, ge=1, description="objective methods: passes over the associations' questions")
+    batch_size: int = Field(4, ge=1, description="objective methods: questions per step (with as many retain facts)")
 
 
 def support(method: MethodSpec) -> str | None:
-    if method.antisample:
+    if method.antisample or method.objective is not None:
         return None
-    return ("the associations benchmark runs UnSTAR's generation loop only so far; to run this method on the same "
-            "questions, put them in a question-answer file and use the qa benchmark")  # fmt: skip
+    return ("it stops each sample on its answer-token MA against never-trained facts, which an associations file "
+            "does not have; put the questions in a question-answer file and use the qa benchmark with "
+            "benchmark.holdout")  # fmt: skip
+
+
+def applies(key: str, method: MethodSpec) -> bool:
+    """Whether the benchmark setting ``key`` applies to ``method`` (UnSTAR's loop or the objective methods')."""
+    return not (method.antisample and key in OBJECTIVE_ONLY)
 
 
 def prepare(ctx: RunContext) -> None:
     from obliviate.unstar.run import read_inputs
 
-    read_inputs(flat_config(UnstarConfig, ctx, **ctx.method.params()))  # fails before any run directory
+    params = ctx.method.params() if ctx.method_spec.antisample else {}
+    read_inputs(flat_config(UnstarConfig, ctx, exclude=OBJECTIVE_ONLY, **params))  # fails before any run directory
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
-    from obliviate.unstar.run import unstar_in
+    from obliviate.unstar.run import ObjectiveRun, unstar_in
 
-    cfg = flat_config(UnstarConfig, ctx, **ctx.method.params())
-    return unstar_in(ctx.run_dir, cfg, ctx.inputs.get("model"))
+    spec, b, model = ctx.method_spec, ctx.benchmark, ctx.inputs.get("model")
+    if spec.antisample:
+        cfg = flat_config(UnstarConfig, ctx, exclude=OBJECTIVE_ONLY, **ctx.method.params())
+        return unstar_in(ctx.run_dir, cfg, model)
+    objective = ObjectiveRun(spec.name, spec.objective(ctx.method), epochs=b.epochs, batch_size=b.batch_size)
+    return unstar_in(ctx.run_dir, flat_config(UnstarConfig, ctx, exclude=OBJECTIVE_ONLY), model, objective=objective)
 
 
 def summarize(m: dict[str, Any]) -> dict[str, Any]:
@@ -53,5 +75,5 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
 register(BenchmarkSpec(
     "associations", "UnSTAR's targeted facts: held-out paraphrases, subject / object / unrelated retention",
     AssociationsConfig, default_forget="builtin:associations", support=support, run=run,
-    prepare=prepare, summarize=summarize,
+    prepare=prepare, summarize=summarize, applies=applies,
 ))  # fmt: skip

@@ -20,9 +20,10 @@ def benchmark_config(name: str, flat: type[BaseModel], drop: frozenset[str] = fr
     return create_model(f"{name.title().replace('-', '')}BenchmarkConfig", __base__=BenchmarkConfig, **fields)
 
 
-def flat_config(flat: type[BaseModel], ctx: Any, **extra: Any) -> Any:
-    """The flat config of a driver, from the run context: the benchmark's fields plus the run's."""
-    values = ctx.benchmark.model_dump(exclude={"name"})
+def flat_config(flat: type[BaseModel], ctx: Any, *, exclude: frozenset[str] = frozenset(), **extra: Any) -> Any:
+    """The flat config of a driver, from the run context: the benchmark's fields (less ``exclude``, settings the
+    driver does not read) plus the run's."""
+    values = ctx.benchmark.model_dump(exclude={"name", *exclude})
     run = {"model": ctx.model, "seed": ctx.seed, "save_model": ctx.save_model, "output_dir": ctx.output_dir,
            "progress": ctx.progress, "forget": ctx.forget or None, "limit": ctx.limit}  # fmt: skip
     values.update({k: v for k, v in run.items() if k in flat.model_fields and v is not None})

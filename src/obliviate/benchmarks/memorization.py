@@ -7,6 +7,8 @@ alone runs the before/after audits and utility, and writes the run directory."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -62,14 +64,36 @@ def prepare(ctx: RunContext) -> None:
     from obliviate.benchmarks.memorization_run import load_sets
 
     cfg = unlearn_config(ctx)
+    load_sets(ctx, cfg)
     if cfg.resume:
         from obliviate.unlearning.loop import read_checkpoint_state
 
-        read_checkpoint_state(Path(cfg.resume), cfg.method)
+        read_checkpoint_state(Path(cfg.resume), cfg.method, run_fingerprint(ctx, cfg))
         if ctx.method_spec.stepwise is None and ctx.method_spec.objective(ctx.method).needs_reference:
             raise ConfigError(f"{cfg.method} compares with the model before unlearning, which a checkpoint does not "
                               "keep: start the run again instead of resuming it")  # fmt: skip
-    load_sets(ctx, cfg)
+
+
+def run_fingerprint(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, str]:
+    """What a checkpoint records of its run, and a resumed run must match: the model, each data set, the method's
+    settings and the training / scoring / stop settings (checkpointing and the step cap may change)."""
+
+    def digest(value: Any) -> str:
+        return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def texts(name: str) -> str:
+        items = ctx.inputs.get(name)
+        return digest([[s.id, s.text] for s in items]) if items is not None else "none"
+
+    model = "<in memory>" if "model" in ctx.inputs else cfg.model.model
+    training = cfg.training.model_dump(exclude={"checkpoint_every", "keep_checkpoints", "max_steps"})
+    return {
+        "model": f"{model} ({cfg.model.dtype})", "forget set": texts("forget"), "reference set": texts("reference"),
+        "retain set": texts("retain"), "method settings": digest(ctx.method.model_dump()),
+        "training settings": digest(training),
+        "scoring and stop settings": digest([cfg.scoring.model_dump(), cfg.stop_rule(), cfg.tau, cfg.gamma,
+                                             cfg.preset]),
+    }  # fmt: skip
 
 
 def run(ctx: RunContext) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
 
-from obliviate.benchmarks.memorization import build_stepwise
+from obliviate.benchmarks.memorization import build_stepwise, run_fingerprint
 from obliviate.benchmarks.memorization_report import write_unlearning_report
 from obliviate.benchmarks.spec import RunContext
 from obliviate.config import UnlearnConfig
@@ -19,7 +19,7 @@ from obliviate.data.resolve import reference_for, resolve_sequences
 from obliviate.errors import ConfigError
 from obliviate.evaluation import evaluate_utility
 from obliviate.methods.rules import Thresholds
-from obliviate.metrics.audit import audit_memorization
+from obliviate.metrics.audit import audit_memorization, check_reference
 from obliviate.metrics.reference import ReferenceStats
 from obliviate.metrics.tokens import encode_windows
 from obliviate.models import LoadedModel, load_model
@@ -59,6 +59,7 @@ def load_sets(ctx: RunContext, cfg: UnlearnConfig) -> None:
         inputs["retain"] = sequences_from(inputs["retain"], "retain")
     elif ctx.benchmark.retain:
         inputs["retain"] = resolve_sequences(ctx.benchmark.retain)
+    check_reference(inputs["forget"], inputs["reference"])
 
 
 def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
@@ -93,6 +94,7 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
         engine, method, windows, forget.ids, rule=cfg.stop_rule(), thresholds=thresholds,
         max_steps=cfg.training.max_steps, scoring_batch_size=cfg.scoring.batch_size,
         checkpoint_every=cfg.training.checkpoint_every, run_dir=ctx.run_dir, progress=cfg.progress,
+        fingerprint=run_fingerprint(ctx, cfg),
     )  # fmt: skip
     if cfg.resume:
         loop.resume_from(cfg.resume)

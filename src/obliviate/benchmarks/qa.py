@@ -38,6 +38,14 @@ def support(method: MethodSpec) -> str | None:
     return None  # objective methods train in epochs; step-wise ones on each fact's answer-token MA
 
 
+STEPWISE_ONLY, OBJECTIVE_ONLY = frozenset({"stop", "max_steps", "k_sigma"}), frozenset({"epochs", "batch_size"})
+
+
+def applies(key: str, method: MethodSpec) -> bool:
+    """Step-wise methods (sga / ta / tau) stop on a rule within max_steps; the others train for epochs."""
+    return key not in (OBJECTIVE_ONLY if method.objective is None else STEPWISE_ONLY)
+
+
 def prepare(ctx: RunContext) -> None:
     from obliviate.benchmarks.qa_run import load_facts_into
 
@@ -78,5 +86,5 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
 register(BenchmarkSpec(
     "qa", "any question-answer file: greedy-answer accuracy, answer probability, ROUGE-L, paraphrases, retain",
     QAConfig, default_forget="", support=support, run=run, prepare=prepare,
-    summarize=summarize,
+    summarize=summarize, applies=applies,
 ))  # fmt: skip

@@ -62,6 +62,8 @@ class BenchmarkSpec:
     prepare: Callable[[RunContext], None] | None = None
     # the benchmark's metrics -> the common ``summary`` of metrics.json (see benchmarks/summary.py)
     summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # whether a benchmark setting applies to a method (settings of one loop only); None: every setting applies
+    applies: Callable[[str, MethodSpec], bool] | None = None
 
     def make_config(self, **values: Any) -> BenchmarkConfig:
         return self.config.model_validate({"name": self.name, **values})
@@ -72,6 +74,17 @@ class BenchmarkSpec:
         reason = self.support(method)
         if reason is not None:
             raise ConfigError(f"method {method.name!r} does not run on the {self.name!r} benchmark: {reason}")
+
+    def check_settings(self, config: BenchmarkConfig, method: MethodSpec) -> None:
+        """A setting given explicitly that the method's loop on this benchmark never reads is an error."""
+        from obliviate.errors import ConfigError
+
+        if self.applies is None:
+            return
+        unused = sorted(k for k in config.model_fields_set - {"name"} if not self.applies(k, method))
+        if unused:
+            raise ConfigError(", ".join(f"benchmark.{k}" for k in unused) + f" does not apply to {method.name!r} on "
+                              f"the {self.name!r} benchmark (its loop never reads it); remove it")  # fmt: skip
 
 
 BENCHMARKS: Registry[BenchmarkSpec] = Registry("benchmark")

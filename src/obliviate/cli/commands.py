@@ -22,10 +22,10 @@ from obliviate.cli.common import (
     app,
     console,
     model_overrides,
+    print_error,
     run_action,
 )
 from obliviate.config import MemorizationRunConfig, TestbedConfig, load_config
-from obliviate.errors import ObliviateError
 
 
 @app.command()
@@ -76,7 +76,7 @@ def memorization(
     def action(cfg: MemorizationRunConfig) -> None:
         run_dir, metrics = run_memorization(cfg)
         print_audit(metrics)
-        console.print(f"\nRun directory: [bold]{run_dir}[/] (summary.md, metrics.json, ma_histogram.png)")
+        console.print(f"\nRun directory: {run_dir} (summary.md, metrics.json, ma_histogram.png)")
 
     run_action(lambda: load_config(MemorizationRunConfig, config, overrides), action)
 
@@ -148,7 +148,7 @@ def testbed(
             table.add_row(key, f"{s[key]:.4f}")
         table.add_row("best MIAU AUC", f"{s['miau_best']['auc']:.4f} ({s['miau_best']['score']})")
         console.print(table)
-        console.print(f"\nRun directory: [bold]{run_dir}[/] (memorized/, splits/, metrics.json, summary.md)")
+        console.print(f"\nRun directory: {run_dir} (memorized/, splits/, metrics.json, summary.md)")
 
     run_action(lambda: load_config(TestbedConfig, config, overrides), action)
 
@@ -178,7 +178,7 @@ def antisamples(
     from obliviate.unstar.run import generate_antisamples
 
     if out is not None and out.exists():
-        console.print(f"[bold red]error:[/] {out} exists; nothing is overwritten", soft_wrap=True)
+        print_error(f"{out} exists; nothing is overwritten")
         raise typer.Exit(2)
     overrides = {
         "forget": forget, "generator": generator, "generator_model": generator_model, "endpoint.base_url": endpoint,
@@ -192,7 +192,7 @@ def antisamples(
         console.print(f"{summary['antisamples']} anti-samples from a pool of {summary['pool']} questions")
         for part, by in summary["backend_shares"].items():
             console.print(f"  {part}: " + ", ".join(f"{k} {v['share']:.0%}" for k, v in by.items()))
-        console.print(f"\nWrote [bold]{path}[/]" + (f" and {out}" if out else ""))
+        console.print(f"\nWrote {path}" + (f" and {out}" if out else ""))
 
     run_action(lambda: load_config(UnstarConfig, config, overrides), action)
 
@@ -203,15 +203,11 @@ def compare(
     output_dir: Annotated[str, typer.Option(help="folder in which the comparison directory is created")] = "runs",
 ) -> None:
     """Collect several run directories into one table (comparison.md) and one figure (comparison.png)."""
-    from obliviate.core.rundir import create_run_dir
-    from obliviate.reports.compare import compare_runs
+    from obliviate.api import compare as api_compare
 
     def action(_: None) -> None:
-        missing = [str(r) for r in runs if not (r / "metrics.json").is_file()]
-        if missing:
-            raise ObliviateError(f"not finished run directories (no metrics.json): {', '.join(missing)}")
-        table, figure = compare_runs(runs, create_run_dir(output_dir, "compare"))
+        table, figure = api_compare(list(runs), output_dir)
         console.print(table.read_text())
-        console.print(f"Wrote [bold]{table}[/] and {figure.name}")
+        console.print(f"Wrote {table} and {figure.name}")
 
     run_action(lambda: None, action)

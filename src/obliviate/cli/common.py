@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.text import Text
 
 from obliviate._version import __version__
 from obliviate.errors import ObliviateError
@@ -22,7 +23,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# markup off: ids, paths, answers and model names are printed as they are, never read as rich markup
+console = Console(markup=False)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config file; flags override it")]
 ModelOpt = Annotated[str | None, typer.Option(help="embedded (default) | tiny[:SEED] | HF model dir | hub id")]
@@ -46,12 +48,32 @@ def setup_logging(verbose: bool) -> None:
 
 
 def run_action(build, action):
-    """Build the config and run the action, turning expected errors into a clear message and exit code 2."""
+    """Build the config and run the action. The toolkit's errors (bad input, config, data, model) and file-system
+    errors become a clear message and exit code 2; an interrupt exits 130; anything else is a bug: one line and
+    exit 1, the traceback in the run's run.log (and on the console with --verbose)."""
     try:
         return action(build())
     except ObliviateError as exc:
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)  # no line breaks inside paths
+        print_error(str(exc))
         raise typer.Exit(2) from None
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print_error(f"{exc.strerror or exc}{where}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        print_error("interrupted (the run directory, if one was made, is marked failed)")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if logging.getLogger("obliviate").isEnabledFor(logging.DEBUG):
+            raise
+        print_error(f"unexpected {type(exc).__name__}: {exc} (this is a bug in obliviate; the traceback is in the "
+                    "run's run.log, or rerun with --verbose)")  # fmt: skip
+        raise typer.Exit(1) from None
+
+
+def print_error(message: str) -> None:
+    """``error: MESSAGE`` on the console, the message as plain text (no markup, no line breaks inside paths)."""
+    console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
 
 
 def model_overrides(model, device, dtype, trust_remote_code) -> dict[str, Any]:

@@ -1,12 +1,11 @@
-"""What the commands print after a run: the headline numbers of each benchmark's metrics, as rich tables. User
-text (ids, paths, model names) is escaped so that rich never reads it as markup."""
+"""What the commands print after a run: the headline numbers of each benchmark's metrics, as rich tables. The
+console has markup off, so user text (ids, paths, model names) is printed as it is."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 
 from obliviate.cli.common import console
@@ -19,11 +18,12 @@ def print_run(run_dir: Path | None, metrics: dict[str, Any]) -> None:
     printer = {"memorization": print_memorization_run, "associations": print_associations_run, "qa": print_qa_run,
                "tofu": print_tofu_run}[metrics.get("benchmark", "memorization")]  # fmt: skip
     printer(metrics)
-    console.print(f"\nRun directory: [bold]{escape(str(run_dir))}[/] (report.html, summary.md, metrics.json)")
+    console.print(f"\nRun directory: {run_dir} (report.html, summary.md, metrics.json)")
 
 
 def print_associations_run(metrics: dict[str, Any]) -> None:
-    table = Table(title=escape(f"UnSTAR on {metrics['model']}: accuracy"))
+    name = "UnSTAR" if metrics["method"] == "unstar" else metrics["method"]
+    table = Table(title=f"{name} on {metrics['model']}: accuracy")
     for column in ("set", "before", "after", "after / before"):
         table.add_column(column, justify="left" if column == "set" else "right")
     for name, v in metrics["sets"].items():
@@ -34,7 +34,7 @@ def print_associations_run(metrics: dict[str, Any]) -> None:
 
 
 def print_qa_run(metrics: dict[str, Any]) -> None:
-    table = Table(title=escape(f"{metrics['method']} on {metrics['forget']}: accuracy / answer probability"))
+    table = Table(title=f"{metrics['method']} on {metrics['forget']}: accuracy / answer probability")
     for column in ("set", "accuracy before", "after", "probability before", "after", "n"):
         table.add_column(column, justify="left" if column == "set" else "right")
     for name, v in metrics["sets"].items():
@@ -45,7 +45,7 @@ def print_qa_run(metrics: dict[str, Any]) -> None:
 
 
 def print_tofu_run(metrics: dict[str, Any]) -> None:
-    title = f"TOFU-mini: {escape(metrics['method'])} ({metrics['steps']} steps, {metrics['seconds']:.0f} s)"
+    title = f"TOFU-mini: {metrics['method']} ({metrics['steps']} steps, {metrics['seconds']:.0f} s)"
     table = Table(title=title)
     columns = {"forget_quality": "forget quality", "model_utility": "model utility",
                "forget_truth_ratio_mean": "forget TR", "forget_probability": "forget prob.",
@@ -60,11 +60,11 @@ def print_tofu_run(metrics: dict[str, Any]) -> None:
 
 def print_memorization_run(metrics: dict[str, Any]) -> None:
     before, after = metrics["before"]["target"]["per_sample"], metrics["after"]["target"]["per_sample"]
-    table = Table(title=escape(f"{metrics['method'].upper()} on {metrics['model']}: per-sequence MA"))
+    table = Table(title=f"{metrics['method'].upper()} on {metrics['model']}: per-sequence MA")
     for column in ("id", "MA before", "MA after"):
         table.add_column(column, justify="left" if column == "id" else "right")
     for sid in before:
-        table.add_row(escape(sid), f"{before[sid]['ma']:.4f}", f"{after[sid]['ma']:.4f}")
+        table.add_row(sid, f"{before[sid]['ma']:.4f}", f"{after[sid]['ma']:.4f}")
     console.print(table)
     low, high = metrics["thresholds"]["band"]
     b, a = metrics["outliers"]["before"]["calibrated"], metrics["outliers"]["after_vs_start_band"]
@@ -87,12 +87,12 @@ def print_audit(metrics: dict[str, Any]) -> None:
     per_sample = metrics["target"]["per_sample"]
     keys = [k for k in ("ma", "es", "loss") if k in next(iter(per_sample.values()))]
     keys += sorted(k for k in next(iter(per_sample.values())) if k.startswith("el_"))
-    table = Table(title=escape(f"Per-sequence memorization ({metrics['model']})"))
+    table = Table(title=f"Per-sequence memorization ({metrics['model']})")
     table.add_column("id")
     for key in keys:
         table.add_column(key, justify="right")
     for sid, values in per_sample.items():
-        table.add_row(escape(sid), *(f"{values[k]:.4f}" for k in keys))
+        table.add_row(sid, *(f"{values[k]:.4f}" for k in keys))
     ref = metrics["reference"]["distribution"]["ma"]
     table.add_section()
     table.add_row("never-seen mean", *(f"{metrics['reference']['aggregate'][k]['mean']:.4f}" for k in keys))
@@ -121,5 +121,5 @@ def print_registry() -> None:
         table.add_column(name, justify="center")
     table.add_column("settings")
     for method, cells, settings in rows:
-        table.add_row(method, *("yes" if c is None else "-" for c in cells), escape(", ".join(settings) or "-"))
+        table.add_row(method, *("yes" if c is None else "-" for c in cells), ", ".join(settings) or "-")
     console.print(table)

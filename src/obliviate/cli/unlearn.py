@@ -100,7 +100,7 @@ def unlearn(
     set_: Annotated[list[str] | None, Opt("--set", help="KEY=VALUE for any config key, repeatable "
                                                                  "(method.beta=0.05)")] = None,
     reference: Annotated[Str, Opt(help="memorization: never-seen reference sequences")] = None,
-    retain: Annotated[Str, Opt(help="memorization / qa: what to keep (retain term)")] = None,
+    retain: Annotated[Str, Opt(help="memorization / qa / associations: what to keep (retain term)")] = None,
     config: ConfigOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
@@ -115,7 +115,8 @@ def unlearn(
     reset_optimizer: Annotated[bool | None, Opt("--reset-optimizer", help="tau: reset Adam at the switch")] = None,
     learning_rate: Annotated[float | None, Opt(help="Adam learning rate [the benchmark's default]")] = None,
     max_steps: Annotated[int | None, Opt(help="memorization: cap on optimizer steps [150]")] = None,
-    epochs: Annotated[int | None, Opt(help="qa / tofu: passes over the forget set")] = None,
+    epochs: Annotated[int | None, Opt(help="qa / associations / tofu, objective methods: passes over the "
+                                                  "forget set")] = None,
     micro_batch_size: Annotated[int | None, Opt(help="memorization: sequences per forward/backward [8]")] = None,
     max_grad_norm: Annotated[float | None, Opt(help="memorization: clip the gradient norm [off]")] = None,
     lora: Annotated[bool | None, Opt("--lora", help="train a LoRA adapter (rank 32, alpha 64)")] = None,
@@ -143,7 +144,7 @@ def unlearn(
     """Unlearn with any registered method on any benchmark it applies to, evaluate before and after, run the
     attacks and write a run directory (metrics.json, summary.md, report.html, the model). Memorization: GA, SGA,
     TA, TAU and the objective methods on sequences, judged per sequence against never-seen text. qa: any
-    question-answer file. associations: UnSTAR on targeted facts. tofu: TOFU-mini."""
+    question-answer file. associations: UnSTAR (or an objective method) on targeted facts. tofu: TOFU-mini."""
 
     def build():
         bench = benchmark_of(benchmark, method, forget, config)

@@ -6,27 +6,37 @@ Files inside it are written with the atomic helpers of :mod:`obliviate.io`.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import secrets
+import socket
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
+from obliviate.errors import ConfigError
 from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
 
 LOGGER_NAME = "obliviate"
 LOG_FILENAME = "run.log"
+STATUS_FILE = "status.json"
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 __all__ = [
     "LOG_FILENAME",
+    "STATUS_FILE",
     "RunLog",
+    "TrackedRun",
     "attach_run_log",
     "create_run_dir",
     "detach_run_log",
+    "read_status",
     "write_run_file",
+    "write_status",
 ]
 
 
@@ -37,7 +47,15 @@ def create_run_dir(root: str | Path, command: str) -> Path:
     folder a new random suffix is drawn, so an existing directory is never reused.
     """
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"output dir {root} is a file, not a folder: choose another --output-dir") from None
+    except OSError as exc:
+        raise ConfigError(f"output dir {root} cannot be created ({exc.strerror or exc}): choose another "
+                          "--output-dir") from None  # fmt: skip
+    if not root.is_dir():
+        raise ConfigError(f"output dir {root} is not a folder: choose another --output-dir")
     name = _SAFE.sub("-", command).strip("-") or "run"
     last_error: FileExistsError | None = None
     for _ in range(100):
@@ -48,6 +66,9 @@ def create_run_dir(root: str | Path, command: str) -> Path:
         except FileExistsError as exc:
             last_error = exc
             continue
+        except OSError as exc:
+            raise ConfigError(f"cannot write into the output dir {root} ({exc.strerror or exc}): choose another "
+                              "--output-dir or fix its permissions") from None  # fmt: skip
         return path
     raise FileExistsError(f"could not create a fresh run directory under {root}") from last_error
 
@@ -105,3 +126,73 @@ class RunLog:
         if self.handler is not None:
             detach_run_log(self.handler)
             self.handler = None
+
+
+def write_status(run_dir: str | Path, status: str, **extra: Any) -> Path:
+    """``status.json``: running (with the process id and host, so a killed run can be told apart), finished or
+    failed (with the error)."""
+    record = {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
+    if status == "running":
+        record.update(pid=os.getpid(), host=socket.gethostname())
+    return write_json_atomic(Path(run_dir) / STATUS_FILE, record)
+
+
+def read_status(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run directory's status (None without a status file). A run still marked running whose process no longer
+    exists on this host was killed: its status reads ``interrupted``."""
+    try:
+        record = json.loads((Path(run_dir) / STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    if record.get("status") == "running" and record.get("host") == socket.gethostname():
+        pid = record.get("pid")
+        if isinstance(pid, int) and not _alive(pid):
+            record = {**record, "status": "interrupted", "error": "the process was killed before the run ended"}
+    return record
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class TrackedRun:
+    """A fresh run directory for one command: ``config.yaml``, ``run.log`` and ``status.json``, which says
+    *running* while the body runs, *finished* after it and *failed* (with the error, the traceback going to
+    run.log) when it raises - so no half-written directory ever looks like a result. Enter returns the path."""
+
+    def __init__(self, root: str | Path, command: str, config: Any) -> None:
+        self.root, self.command, self.config = root, command, config
+        self.path: Path | None = None
+        self._log: RunLog | None = None
+
+    def __enter__(self) -> Path:
+        self.path = create_run_dir(self.root, self.command)
+        self._log = RunLog(self.path)
+        self._log.__enter__()
+        write_status(self.path, "running")
+        write_yaml_atomic(self.path / "config.yaml", self.config)
+        return self.path
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        assert self.path is not None and self._log is not None
+        try:
+            if exc is None:
+                write_status(self.path, "finished")
+            else:
+                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+                write_status(self.path, "failed", error=reason)
+                if self._log.handler is not None:  # the traceback goes to run.log only, never to the console
+                    trace = "".join(traceback.format_exception(exc_type, exc, tb))
+                    self._log.handler.handle(logging.LogRecord(LOGGER_NAME, logging.ERROR, __file__, 0,
+                                                               "run failed: %s\n%s", (reason, trace), None))
+        finally:
+            self._log.__exit__(None, None, None)
+        return False

@@ -89,8 +89,11 @@ def read_json(path: Path, text: str) -> list[RawRecord]:
             value = json.loads(text)
         except json.JSONDecodeError:
             return read_jsonl(path, text)  # several objects, one per line
-        return [_as_object(path, value, 1, "line 1")]
+        return [_as_object(path, value, 1, TOP_LEVEL)]
     return read_jsonl(path, text)  # reports the first bad line
+
+
+TOP_LEVEL = "the top-level object"  # a .json file that holds one object (read as a single record)
 
 
 def read_csv(path: Path, text: str) -> list[RawRecord]:
@@ -99,7 +102,8 @@ def read_csv(path: Path, text: str) -> list[RawRecord]:
         csv.field_size_limit(sys.maxsize)
     except OverflowError:  # pragma: no cover - platforms where C long is 32 bits
         csv.field_size_limit(2**31 - 1)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    started = 1  # the line on which the row being read began
     try:
         header = next(reader, None)
         if header is None:
@@ -108,13 +112,18 @@ def read_csv(path: Path, text: str) -> list[RawRecord]:
             dupes = sorted({name for name in header if header.count(name) > 1})
             raise fail(path, f"duplicate column name(s) in header: {', '.join(dupes)}", "header")
         records = []
+        started = reader.line_num + 1
         for number, row in enumerate(reader, start=1):
+            started = reader.line_num + 1
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) > len(header):
                 raise fail(path, f"{len(row)} fields but the header has {len(header)}", f"row {number}")
             records.append(RawRecord(number, f"row {number}", dict(zip(header, row, strict=False))))
     except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise fail(path, "a quoted field that starts here is never closed (an unbalanced \" quote); close it or "
+                       'double the quote ("") inside the field', f"line {started}") from None  # fmt: skip
         raise fail(path, f"bad CSV ({exc})", f"line {reader.line_num}") from None
     return records
 
@@ -172,13 +181,27 @@ def get_str(path: Path, record: RawRecord, field: str, *, required: bool) -> str
     value = record.data.get(field)
     if value is None or (value == "" and not required):
         if required:
-            raise fail(path, f"missing field {field!r}", record.where)
+            raise _missing(path, record, field)
         return None
     if not isinstance(value, str):
         raise fail(path, f"field {field!r} must be a string, got {_json_type(value)}", record.where)
     if not value.strip():
         raise fail(path, f"field {field!r} is empty", record.where)
     return value
+
+
+def _missing(path: Path, record: RawRecord, field: str) -> DataError:
+    """The message for a required field that is absent: for a CSV without that column and a .json file that is
+    one object rather than a list of records, say what the file holds instead."""
+    if field in record.data:
+        return fail(path, f"missing field {field!r}", record.where)
+    keys = ", ".join(repr(k) for k in list(record.data)[:10]) or "none"
+    if record.where.startswith("row "):
+        return fail(path, f"no {field!r} column (the header has {keys}); name the column {field!r}", "header")
+    if record.where == TOP_LEVEL:
+        return fail(path, f"one JSON object with keys {keys}, where a list of records with a {field!r} field was "
+                    f'expected: write [{{"{field}": ...}}, ...] or one object per line (.jsonl)')  # fmt: skip
+    return fail(path, f"missing field {field!r} (this record has {keys})", record.where)
 
 
 def require_str(path: Path, record: RawRecord, field: str) -> str:

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from obliviate.config import Seed
 from obliviate.methods.objective import ObjectiveMethod, QABatch
 from obliviate.methods.preference_losses import activation_mse, rmu_control_vector, rmu_loss
 from obliviate.methods.spec import MethodConfig, MethodSpec, register
@@ -17,7 +18,7 @@ class RMUConfig(MethodConfig):
     layer: int = Field(10, ge=1, description="hidden layer whose activations are steered")
     coefficient: float = Field(20.0, gt=0, description="norm c of the random control vector c * u")
     retain_weight: float = Field(100.0, ge=0, description="weight of the retain term")
-    seed: int = Field(0, description="seed of the random direction u")
+    seed: Seed = Field(0, description="seed of the random direction u")
 
 
 class RMU(ObjectiveMethod):

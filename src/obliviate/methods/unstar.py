@@ -6,9 +6,11 @@ wrong answers (TOFU's perturbed answers) the anti-samples come from the data and
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from obliviate.methods.idknll import IdkNLL
 from obliviate.methods.spec import MethodConfig, MethodSpec, register
@@ -21,6 +23,26 @@ class EndpointConfig(BaseModel):
     model: str = Field("default", description="model name sent to the endpoint")
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key (if any)")
     timeout: float = Field(60.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, url: str) -> str:
+        # the URL is written to config.yaml and printed: a key in it would end up on disk and on screen
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://localhost:8000/v1")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("must not carry credentials (user:password@, a ?query or #fragment); put the key in an "
+                             "environment variable and name it in endpoint.api_key_env")  # fmt: skip
+        return url
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_variable_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+            raise ValueError("must be the NAME of an environment variable that holds the key (e.g. OPENAI_API_KEY), "
+                             "not the key itself")  # fmt: skip
+        return name
 
 
 class UnstarMethodConfig(MethodConfig):

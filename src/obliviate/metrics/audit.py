@@ -5,6 +5,7 @@ count c(D_f) in both definitions, and MIAU (can an attacker tell target members 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from obliviate.config import ScoringConfig
 from obliviate.data import SequenceSet
+from obliviate.errors import DataError
 from obliviate.metrics.mia import mia_scores
 from obliviate.metrics.perturb import neighbours
 from obliviate.metrics.reference import (
@@ -59,6 +61,13 @@ def score_set(
     """Memorization metrics (MA, ES, loss, EL_n), MIA scores and the neighbourhood gap for every sequence."""
     tokenizer, model = loaded.tokenizer, loaded.model
     windows = encode_windows(tokenizer, sequences.texts, cfg.max_tokens, ids=sequences.ids)
+    if cfg.el_n:
+        need = max(cfg.el_n) + 1
+        short = [(sid, len(w)) for sid, w in zip(sequences.ids, windows) if len(w) < need]
+        if short:
+            shown = ", ".join(f"{sid!r} ({n} tokens)" for sid, n in short[:5]) + (" ..." if len(short) > 5 else "")
+            raise DataError(f"EL_{max(cfg.el_n)} needs sequences of at least {need} tokens; {len(short)} of "
+                            f"{sequences.name!r} are shorter: {shown}. Lower --el-n or drop them.")  # fmt: skip
     texts = tokenizer.batch_decode(windows)
     scored = score_windows(
         model,
@@ -147,6 +156,28 @@ class MemorizationAudit:
         }
 
 
+log = logging.getLogger("obliviate")
+MIN_REFERENCE = 2  # the never-seen band needs a spread: one sequence gives a band of width 0
+FEW_REFERENCE = 8
+
+
+def check_reference(target: SequenceSet, reference: SequenceSet) -> None:
+    """The never-seen reference must be other text than the target, and enough of it for a band: a reference
+    that shares texts with the target, or holds fewer than 2 sequences, is an error; fewer than 8 a warning."""
+    seen = {" ".join(t.split()) for t in target.texts}
+    shared = [sid for sid, t in zip(reference.ids, reference.texts) if " ".join(t.split()) in seen]
+    if shared:
+        raise DataError(f"the never-seen reference {reference.name!r} contains {len(shared)} of the target's own "
+                        f"texts (e.g. {shared[0]!r}); the reference must be text the model never saw, not the forget "
+                        "set")  # fmt: skip
+    if len(reference) < MIN_REFERENCE:
+        raise DataError(f"the never-seen reference {reference.name!r} has {len(reference)} sequence(s); the band "
+                        f"mu +- k sigma needs at least {MIN_REFERENCE} (20 or more for a stable band)")  # fmt: skip
+    if len(reference) < FEW_REFERENCE:
+        log.warning("the never-seen reference %r has only %d sequences: its band (mu +- k sigma) and the outlier "
+                    "counts rest on few values", reference.name, len(reference))  # fmt: skip
+
+
 def audit_memorization(
     loaded: LoadedModel,
     target: SequenceSet,
@@ -157,6 +188,7 @@ def audit_memorization(
 ) -> MemorizationAudit:
     """Score ``target`` and the never-seen ``reference`` set with the same settings."""
     cfg = cfg or ScoringConfig()
+    check_reference(target, reference)
     return MemorizationAudit(
         target=score_set(loaded, target, cfg, progress=progress, desc="target"),
         reference=score_set(loaded, reference, cfg, progress=progress, desc="reference"),

@@ -36,9 +36,25 @@ class LoadedModel:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; a device this machine does not
+    have is a clear error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ModelLoadError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ModelLoadError(f"--device {device}: this machine has no CUDA GPU that torch can use; use --device "
+                                 "cpu (or auto)")  # fmt: skip
+        if resolved.index is not None and resolved.index >= count:
+            raise ModelLoadError(f"--device {device}: there are {count} CUDA device(s) here (cuda:0 to "
+                                 f"cuda:{count - 1})")  # fmt: skip
+    elif resolved.type != "cpu":
+        raise ModelLoadError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return resolved
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -46,9 +62,14 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
         use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if use_bf16 else torch.float32
     try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        resolved = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     except KeyError:
         raise ModelLoadError(f"Unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
+    if resolved == torch.float16 and device.type == "cpu":
+        # measured: one GA step in float16 on the CPU turned 18M of SmolLM2's weights into NaN
+        raise ModelLoadError("--dtype float16 is refused on the CPU: its range overflows in training and scoring "
+                             "(weights turn NaN); use float32 or bfloat16 there, float16 on a GPU")  # fmt: skip
+    return resolved
 
 
 def load_model(
@@ -73,6 +94,16 @@ def load_model(
     return LoadedModel(model=model, tokenizer=tokenizer, spec=spec)
 
 
+def check_model(spec: str, device: str = "auto", dtype: str = "auto") -> None:
+    """Everything about a model that can be checked without loading it (device, dtype, the spec or directory):
+    run before a run directory is made, so a bad flag leaves nothing behind."""
+    resolve_dtype(dtype, resolve_device(device))
+    if spec.split(":")[0] == TINY_PREFIX:
+        _tiny_seed(spec)
+    elif spec not in EMBEDDED_ALIASES:
+        _local_or_hub(spec)
+
+
 def _tiny_seed(spec: str) -> int:
     _, _, seed = spec.partition(":")
     try:
@@ -95,7 +126,33 @@ def _local_or_hub(spec: str) -> str | Path:
         return path
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelLoadError(f"Model directory {spec} does not exist")
-    return spec  # a hub id: needs network access
+    _hub_reachable(spec)
+    return spec  # a hub id: from the local cache, or downloaded
+
+
+def _hub_reachable(spec: str, timeout: float = 3.0) -> None:
+    """A hub id that is not in the local cache needs the hub: fail at once when it cannot be reached (instead of
+    the hub client's retries, about a minute)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(spec, "config.json"), str):
+            return
+    except Exception:  # an id the cache helper rejects: the loader says what is wrong with it
+        return
+    import socket
+    from urllib.parse import urlsplit
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise ModelLoadError(f"model {spec!r} is not a local directory nor in the Hugging Face cache, and "
+                             "HF_HUB_OFFLINE is set: give a local model directory")  # fmt: skip
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout=timeout).close()
+    except OSError:
+        raise ModelLoadError(f"model {spec!r} is not a local directory nor in the Hugging Face cache, and the hub "
+                             f"({endpoint.hostname}) cannot be reached from here: give a local model directory "
+                             "(e.g. one saved with save_pretrained), or 'embedded'") from None
 
 
 def _from_pretrained(
@@ -106,9 +163,9 @@ def _from_pretrained(
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
         )
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # a truncated or corrupt weights file raises the safetensors reader's own error
         hint = "" if Path(source).exists() else " (a hub id needs network access; use a local directory offline)"
-        raise ModelLoadError(f"Could not load model {spec!r}{hint}: {exc}") from exc
+        raise ModelLoadError(f"Could not load model {spec!r}{hint}: {type(exc).__name__}: {exc}") from None
     return model, tokenizer
 
 
@@ -117,6 +174,11 @@ def save_model(loaded: LoadedModel, out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     if out_dir.exists():
         raise FileExistsError(f"Refusing to overwrite existing model directory {out_dir}")
+    broken = [name for name, p in loaded.model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if broken:
+        raise ModelLoadError(f"refusing to save a model with NaN/inf weights ({len(broken)} tensors, e.g. "
+                             f"{broken[0]}): training diverged; use float32 or bfloat16, a lower learning rate or "
+                             "max_grad_norm")  # fmt: skip
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from obliviate.core.rundir import create_run_dir, read_status
 from obliviate.errors import ObliviateError
 from obliviate.io import write_text_atomic
 from obliviate.render.markdown import markdown_table
@@ -21,15 +22,21 @@ HEADLINE_METRICS = ("accuracy", "probability", "ma", "outliers_high", "outliers_
 def headline(run_dir: Path) -> dict[str, Any]:
     """One run's comparable numbers, from the common ``summary`` of its metrics.json (any benchmark)."""
     path = run_dir / "metrics.json"
+    status = read_status(run_dir)
+    if status is not None and status.get("status") != "finished":
+        raise ObliviateError(f"{run_dir} is not a finished run (status {status.get('status')!r}"
+                             + (f": {status['error']}" if status.get("error") else "") + "); compare reads finished "
+                             "runs only")  # fmt: skip
     if not path.is_file():
         raise ObliviateError(f"{run_dir} has no metrics.json (not a finished run directory)")
     try:
         m = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ObliviateError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(m, dict) or m.get("schema_version") != 1 or "summary" not in m:
-        raise ObliviateError(f"{path} is not in the metrics schema version 1 (a run from an older obliviate, or not "
-                             "a run directory): run it again to compare it")  # fmt: skip
+    if not isinstance(m, dict) or m.get("schema_version") != 1 or "summary" not in m or m.get("status") != "finished":
+        raise ObliviateError(f"{path} is not an unlearning run in the metrics schema version 1 (an audit or testbed "
+                             "run, a run from an older obliviate, or not a run directory): compare reads the runs "
+                             "of `obliviate unlearn` / `obliviate tofu`")  # fmt: skip
     s = m["summary"]
     row: dict[str, Any] = {"run": run_dir.name, "benchmark": m["benchmark"], "method": m["method"],
                            "steps": s.get("steps")}  # fmt: skip
@@ -46,8 +53,9 @@ def headline(run_dir: Path) -> dict[str, Any]:
     return row
 
 
-def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``comparison.md`` and ``comparison.png`` into ``out_dir``; returns both paths."""
+def compare_runs(run_dirs: Sequence[str | Path], output_root: str | Path) -> tuple[Path, Path]:
+    """Write ``comparison.md`` and ``comparison.png`` into a new directory under ``output_root`` (made only once
+    every run has been read); returns both paths."""
     if not run_dirs:
         raise ObliviateError("compare needs at least one run directory")
     rows = [headline(Path(d)) for d in run_dirs]
@@ -55,8 +63,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path) -> tuple[P
     for row in rows:
         columns += [k for k in row if k not in columns]
     table = markdown_table(columns, [[_cell(row.get(c)) for c in columns] for row in rows])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = create_run_dir(output_root, "compare")
     numeric = [c for c in columns if c not in ("run", "benchmark", "method")
                and any(isinstance(r.get(c), int | float) for r in rows)]  # fmt: skip
     figure = _plot(out / "comparison.png", rows, numeric)

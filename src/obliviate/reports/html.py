@@ -54,6 +54,23 @@ def _embed_images(body: str, run_dir: Path) -> str:
     return re.sub(r'src="([^"]+\.png)"', inline, body)
 
 
+_UNSAFE_URL = re.compile(r'(href|src)="\s*(?:javascript|vbscript|data:text)[^"]*"', re.IGNORECASE)
+
+
+def markdown_to_safe_html(text: str) -> str:
+    """Markdown -> HTML with every piece of raw HTML in ``text`` shown as text (the summaries quote user input:
+    ids, paths, answers, model names), and script URLs in links and images dropped."""
+    converter = markdown.Markdown(extensions=["tables"])
+    converter.preprocessors.deregister("html_block")
+    converter.inlinePatterns.deregister("html")
+    return _UNSAFE_URL.sub(r'\1="#"', converter.convert(text))
+
+
+def _json_in_script(obj: object) -> str:
+    """JSON that cannot end the <script> element it sits in."""
+    return json.dumps(obj).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def write_html_report(run_dir: str | Path) -> Path:
     """Write ``report.html`` and ``report.md`` into a run directory (from its summary.md and metrics.json)."""
     run_dir = Path(run_dir)
@@ -66,14 +83,14 @@ def write_html_report(run_dir: str | Path) -> Path:
     table = markdown_table(["guardrail", "verdict", "detail"], [[v.guardrail, v.verdict, v.detail] for v in verdicts])
     text = summary.read_text() + "\n\n## Guardrails\n\n" + (table if verdicts else "(nothing to check)\n")
     write_text_atomic(run_dir / "report.md", text)
-    body = markdown.markdown(text, extensions=["tables"])
+    body = markdown_to_safe_html(text)
     for v in (PASS, WARN, FAIL):
         body = body.replace(f"<td>{v}</td>", f'<td class="{v}">{v}</td>')
     title = html.escape(text.splitlines()[0].lstrip("# ").strip() or "obliviate run")
     page = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{_STYLE}</style></head>\n<body>\n{_embed_images(body, run_dir)}\n"
-        f'<script type="application/json" id="guardrails">{json.dumps([asdict(v) for v in verdicts])}</script>\n'
+        f'<script type="application/json" id="guardrails">{_json_in_script([asdict(v) for v in verdicts])}</script>\n'
         f"<script>{_COUNT_IMAGES}</script>\n</body></html>\n"
     )
     return write_text_atomic(run_dir / "report.html", page)

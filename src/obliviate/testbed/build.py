@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from obliviate.config import TestbedConfig
-from obliviate.core.rundir import RunLog, create_run_dir
+from obliviate.core.rundir import TrackedRun
 from obliviate.data import SequenceSet, load_sequences
 from obliviate.evaluation.audit_report import audit_tables
-from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
+from obliviate.io import write_json_atomic, write_text_atomic
 from obliviate.metrics.audit import MemorizationAudit, audit_memorization
 from obliviate.metrics.tokens import encode_windows
 from obliviate.models import LoadedModel, load_model, save_model
@@ -75,9 +75,7 @@ def build_testbed(cfg: TestbedConfig) -> tuple[Path, dict[str, Any]]:
     forget, heldout = splits["forget"], splits["heldout"]
     repeats = dict(zip(forget.ids, repetition_schedule(len(forget), cfg.min_repeats, cfg.max_repeats, cfg.seed)))
     scoring = cfg.scoring.model_copy(update={"max_tokens": cfg.tokens})
-    run_dir = create_run_dir(cfg.output_dir, "testbed")
-    with RunLog(run_dir):
-        write_yaml_atomic(run_dir / "config.yaml", cfg.model_dump(mode="json"))
+    with TrackedRun(cfg.output_dir, "testbed", cfg.model_dump(mode="json")) as run_dir:
         _write_splits(run_dir, splits, repeats)
         audits = {"base": audit_memorization(base, forget, heldout, scoring, progress=cfg.progress)}
         encode = lambda s: encode_windows(base.tokenizer, s.texts, cfg.tokens, ids=s.ids)  # noqa: E731

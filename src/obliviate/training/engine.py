@@ -47,6 +47,11 @@ class TrainingDiverged(ObliviateError):
     """The loss or the gradient became NaN/inf, or the loss exploded; the step was not applied."""
 
 
+class WeightsDiverged(TrainingDiverged):
+    """The model itself is broken - its weights, or its loss or gradient on the current batch, are NaN/inf after
+    the previous step: the run must stop (nothing of this model may be saved)."""
+
+
 class Engine:
     """Owns the accelerator, the (optionally LoRA-wrapped) model and the Adam optimizer."""
 
@@ -64,6 +69,8 @@ class Engine:
             params, lr=cfg.learning_rate, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
         )
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self._params = params
+        self.steps_taken = 0
 
     @property
     def rank(self) -> int:
@@ -164,16 +171,20 @@ class Engine:
     def apply_gradients(self, mean_nll: float) -> float:
         """Check the loss and gradient, then take the optimizer step; returns the gradient norm.
 
-        Raises :class:`TrainingDiverged` (and leaves the weights untouched) on NaN/inf or an exploding loss."""
+        Raises :class:`TrainingDiverged` (the step skipped, the weights untouched) on an exploding loss, and
+        :class:`WeightsDiverged` (the run must stop) on a NaN/inf loss or gradient, or on NaN/inf weights after
+        the step."""
         max_norm = self.cfg.max_grad_norm or float("inf")
         grad_norm = float(self.accelerator.clip_grad_norm_(self.model.parameters(), max_norm))
         problem = None
         if not (math.isfinite(mean_nll) and math.isfinite(grad_norm)):
-            problem = (
-                f"non-finite loss or gradient (forget NLL {mean_nll}, gradient norm {grad_norm}); the step was "
-                "skipped. Lower training.learning_rate or set training.max_grad_norm"
+            self.optimizer.zero_grad(set_to_none=True)
+            raise WeightsDiverged(
+                f"non-finite loss or gradient at optimizer step {self.steps_taken + 1} (loss {mean_nll}, gradient "
+                f"norm {grad_norm}, weights {self._dtype()}); the run stops before anything is saved. Use float32 "
+                "(or bfloat16), a lower learning rate or training.max_grad_norm"
             )
-        elif abs(mean_nll) > self.cfg.max_loss:
+        if abs(mean_nll) > self.cfg.max_loss:
             problem = (
                 f"forget NLL {mean_nll:.2f} exceeds training.max_loss={self.cfg.max_loss}: the model is being "
                 "destroyed rather than unlearned; the step was skipped. Lower the learning rate or tighten the "
@@ -184,7 +195,22 @@ class Engine:
             raise TrainingDiverged(problem)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.steps_taken += 1
+        self._check_weights()
         return grad_norm
+
+    def _dtype(self) -> str:
+        return str(self._params[0].dtype).removeprefix("torch.")
+
+    @torch.no_grad()
+    def _check_weights(self) -> None:
+        """After a step: every trained weight still finite (a finite loss and gradient can still overflow a
+        low-precision weight). Raises :class:`WeightsDiverged`; nothing has been saved at that point."""
+        norms = torch._foreach_norm([p.detach() for p in self._params])
+        if not bool(torch.isfinite(torch.stack([n.float() for n in norms])).all()):
+            raise WeightsDiverged(f"optimizer step {self.steps_taken} turned weights into NaN/inf ({self._dtype()}); "
+                                  "the run stops before anything is saved. Use float32 (or bfloat16), a lower "
+                                  "learning rate or training.max_grad_norm")  # fmt: skip
 
 
 def _accelerator(cpu: bool, mixed_precision: str) -> Accelerator:

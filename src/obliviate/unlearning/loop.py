@@ -20,7 +20,7 @@ from obliviate.errors import ConfigError
 from obliviate.io import write_json_atomic
 from obliviate.methods.base import MemorizationMethod
 from obliviate.methods.rules import StopRule, Thresholds, should_stop
-from obliviate.training.engine import Engine, TrainingDiverged
+from obliviate.training.engine import Engine, TrainingDiverged, WeightsDiverged
 
 log = logging.getLogger("obliviate")
 
@@ -52,6 +52,7 @@ class UnlearningLoop:
         run_dir: Path | None = None,
         progress: bool = True,
         masks: list[list[int]] | None = None,
+        fingerprint: dict[str, str] | None = None,
     ) -> None:
         self.engine, self.method, self.windows, self.ids = engine, method, windows, ids
         self.rule, self.thresholds, self.max_steps = rule, thresholds, max_steps
@@ -60,6 +61,8 @@ class UnlearningLoop:
         self.masks = masks  # per window, the tokens that are scored and trained on (None: all)
         self.trace: list[dict[str, Any]] = []
         self.start_step = 0
+        # what a checkpoint must match to be resumed here: model, data, method, settings (see read_checkpoint_state)
+        self.fingerprint = fingerprint or {}
 
     # the loop -------------------------------------------------------------------------------------------
     def run(self) -> LoopResult:
@@ -89,6 +92,8 @@ class UnlearningLoop:
             record["selected"] = [self.ids[i] for i in selected]
             try:
                 record["terms"] = method.step(engine, self.windows, selected.tolist(), self.masks)
+            except WeightsDiverged:
+                raise  # the model is broken: the run stops, nothing is saved
             except TrainingDiverged as exc:
                 reason = f"diverged: {exc}"
                 log.error("step %d: %s", step + 1, exc)
@@ -146,31 +151,55 @@ class UnlearningLoop:
         tensors = {k: v.detach().contiguous() for k, v in self.method.tensors().items()}
         if tensors:
             save_file(tensors, str(tmp / "method.safetensors"))
-        state = {"step": step, "method": self.method.name, "method_state": self.method.state(), "trace": self.trace}
+        state = {"step": step, "method": self.method.name, "method_state": self.method.state(), "trace": self.trace,
+                 "fingerprint": self.fingerprint}  # fmt: skip
         write_json_atomic(tmp / "state.json", state)
         tmp.rename(final)
-        log.info("checkpoint %s", final)
+        size = sum(f.stat().st_size for f in final.iterdir())
+        keep = self.engine.cfg.keep_checkpoints
+        for old in sorted(final.parent.glob("step-[0-9]*"))[:-keep]:
+            if old.is_dir() and not old.name.endswith(".tmp"):
+                shutil.rmtree(old, ignore_errors=True)
+        log.info("checkpoint %s: %.1f MB (weights + Adam state); keeping the last %d", final, size / 1e6, keep)
         return final
 
     def resume_from(self, checkpoint: str | Path) -> None:
         """Continue a run from a checkpoint directory written by :meth:`save_checkpoint`."""
         path = Path(checkpoint)
-        state = read_checkpoint_state(path, self.method.name)
-        load_model(self.engine.unwrapped, str(path / "model.safetensors"))
-        optimizer_state = torch.load(path / "optimizer.pt", map_location=self.engine.device, weights_only=True)
-        self.engine.optimizer.load_state_dict(optimizer_state)
-        tensors = load_file(str(path / "method.safetensors")) if (path / "method.safetensors").is_file() else {}
+        state = read_checkpoint_state(path, self.method.name, self.fingerprint)
+        try:
+            load_model(self.engine.unwrapped, str(path / "model.safetensors"))
+            optimizer_state = torch.load(path / "optimizer.pt", map_location=self.engine.device, weights_only=True)
+            self.engine.optimizer.load_state_dict(optimizer_state)
+            tensors = load_file(str(path / "method.safetensors")) if (path / "method.safetensors").is_file() else {}
+        except Exception as exc:  # truncated or corrupt files raise the readers' own errors
+            raise ConfigError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); resume from another "
+                              "checkpoint or start again") from None
         self.method.load_state(state["method_state"], self.engine, tensors)
         self.trace = list(state["trace"])
         self.start_step = int(state["step"])
         log.info("resumed from %s at step %d", path, self.start_step)
 
 
-def read_checkpoint_state(path: Path, method: str) -> dict[str, Any]:
-    """The state.json of a checkpoint directory, checked to be one and to belong to ``method``."""
+def read_checkpoint_state(path: Path, method: str, fingerprint: dict[str, str] | None = None) -> dict[str, Any]:
+    """The state.json of a checkpoint directory, checked to be one, to belong to ``method`` and, given the run's
+    ``fingerprint``, to come from a run on the same model, data and settings (a mismatch names what differs)."""
     if not (path / "state.json").is_file():
         raise ConfigError(f"{path} is not an obliviate checkpoint (no state.json)")
-    state = json.loads((path / "state.json").read_text())
+    try:
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"checkpoint {path}: state.json cannot be read ({exc})") from None
+    if not isinstance(state, dict) or not {"step", "method", "trace"} <= set(state):
+        raise ConfigError(f"checkpoint {path}: state.json is not an obliviate checkpoint state")
     if state.get("method") != method:
         raise ConfigError(f"checkpoint {path} is from method {state.get('method')!r}, not {method!r}")
+    if fingerprint:
+        saved = state.get("fingerprint") or {}
+        differ = [key for key in fingerprint if saved.get(key) != fingerprint[key]]
+        if differ:
+            details = "; ".join(f"{k}: checkpoint {saved.get(k, 'not recorded')!r}, this run {fingerprint[k]!r}"
+                                for k in differ)  # fmt: skip
+            raise ConfigError(f"checkpoint {path} was written by a different run ({', '.join(differ)} differ: "
+                              f"{details}); resume with the same model, data and settings, or start again")  # fmt: skip
     return state

@@ -89,6 +89,9 @@ def _qa_list(path: Path, record: RawRecord, key: str) -> tuple[QA, ...]:
 
 def _association(path: Path, association_id: str, record: RawRecord) -> Association:
     obj = require_str(path, record, "object")
+    if not get_str_list(path, record, "heldout"):
+        raise fail(path, "needs at least one 'heldout' question: the forget accuracy is measured on these "
+                   "paraphrases, which are never trained on", record.where)  # fmt: skip
     return Association(
         id=association_id,
         subject=require_str(path, record, "subject"),

@@ -7,6 +7,7 @@ deterministic :class:`TemplateBackend`) when too few survive. Each kept item rec
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ from obliviate.errors import ConfigError, ObliviateError
 from obliviate.models.generation import Sampling, chat_prompt, first_line, generate
 from obliviate.unstar.associations import Association
 from obliviate.unstar.judge import normalize
+
+log = logging.getLogger("obliviate")
 
 
 class ChatModel(Protocol):
@@ -56,6 +59,9 @@ class OpenAIChatModel:
 
         self.model = model
         key = api_key or os.environ.get(api_key_env)
+        if not key:
+            log.warning("no API key: the environment variable %s is not set, so requests to the endpoint go out "
+                        "without an Authorization header", api_key_env)  # fmt: skip
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
 
@@ -83,6 +89,37 @@ class OpenAIChatModel:
                 replies += self._ask(prompt, sampling, sampling.n - len(replies), seed + 7919 * k + len(replies))
             out.append(replies[: sampling.n])
         return out
+
+
+class FallingBack:
+    """A backend whose failure does not stop the run (``fallback: true``): the first error is said once, and from
+    then on it returns no candidates, so every item falls through to the next backend (the template one)."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner, self.name = inner, inner.name
+        self.error: str | None = None
+
+    def _ask(self, task: str, items: Sequence, empty: list, *args) -> list:
+        if self.error is None:
+            try:
+                return getattr(self.inner, task)(items, *args)
+            except ObliviateError as exc:
+                self.error = str(exc)
+                log.warning("the %s generator failed (%s); the template backend writes every item from now on",
+                            self.name, exc)  # fmt: skip
+        return empty
+
+    def questions(self, items: Sequence[Association], n: int, seed: int) -> list[list[str]]:
+        return self._ask("questions", items, [[] for _ in items], n, seed)
+
+    def wrong_answers(self, items: Sequence[Association], n: int, seed: int) -> list[list[str]]:
+        return self._ask("wrong_answers", items, [[] for _ in items], n, seed)
+
+    def rationales(self, requests: Sequence[tuple[Association, str, str]], seed: int) -> list[str]:
+        return self._ask("rationales", requests, ["" for _ in requests], seed)
+
+    def escalations(self, requests: Sequence[tuple[Association, str]], n: int, seed: int) -> list[list[str]]:
+        return self._ask("escalations", requests, [[] for _ in requests], n, seed)
 
 
 class Backend(Protocol):

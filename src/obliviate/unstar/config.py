@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from obliviate.config import AntiSampleTrainingConfig, ModelConfig
+from obliviate.config import AntiSampleTrainingConfig, ModelConfig, Seed
 from obliviate.methods.unstar import EndpointConfig, UnstarMethodConfig
 
 __all__ = ["EndpointConfig", "UnstarConfig"]
@@ -28,7 +28,7 @@ class UnstarConfig(UnstarMethodConfig):
         default_factory=lambda: [8, 4], description="quantization attack: bit widths to re-ask at ([] disables)"
     )
     training: AntiSampleTrainingConfig = Field(default_factory=AntiSampleTrainingConfig)
-    seed: int = 0
+    seed: Seed = 0
     save_model: bool = True
     output_dir: str = "runs"
     progress: bool = True

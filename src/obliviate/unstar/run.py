@@ -1,27 +1,37 @@
-"""``obliviate unlearn --method unstar`` and ``obliviate antisamples``: evaluate, run the UnSTAR loop (or train
-from an anti-sample file), evaluate again, relearning check, report."""
+"""The associations benchmark's run and ``obliviate antisamples``: evaluate, run the UnSTAR loop (or train from an
+anti-sample file, or train an objective method on the associations' questions), evaluate again, relearning check,
+report."""
 
 from __future__ import annotations
 
 import copy
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from obliviate.attacks.quantization import QUANTIZATION_NOTE, quantization_attack
-from obliviate.core.rundir import RunLog, create_run_dir
-from obliviate.io import write_json_atomic, write_text_atomic, write_yaml_atomic
+from obliviate.core.rundir import TrackedRun
+from obliviate.io import write_json_atomic, write_text_atomic
 from obliviate.models import LoadedModel, load_model
 from obliviate.models.generation import Sampling
 from obliviate.models.loading import resolve_device, save_trained
 from obliviate.render.markdown import markdown_table
 from obliviate.render.plots import plot_tradeoff
+from obliviate.tofu.unlearn import unlearn_qa
 from obliviate.training.engine import Engine
 from obliviate.training.sft import sft
 from obliviate.unstar.antisamples import backend_shares, read_antisamples, write_antisamples
 from obliviate.unstar.associations import QA, AssociationSet, resolve_associations, resolve_qa
-from obliviate.unstar.backends import Backend, ChatBackend, LocalChatModel, OpenAIChatModel, TemplateBackend
+from obliviate.unstar.backends import (
+    Backend,
+    ChatBackend,
+    FallingBack,
+    LocalChatModel,
+    OpenAIChatModel,
+    TemplateBackend,
+)
 from obliviate.unstar.config import UnstarConfig
 from obliviate.unstar.evaluation import answer_accuracy, relearning_check, targeted_evaluation
 from obliviate.unstar.judge import AnyJudge, build_judge
@@ -56,13 +66,14 @@ def build_backends(cfg: UnstarConfig, loaded: LoadedModel, associations: Associa
         assert cfg.endpoint is not None
         chat = OpenAIChatModel(cfg.endpoint.base_url, cfg.endpoint.model, api_key_env=cfg.endpoint.api_key_env,
                                timeout=cfg.endpoint.timeout)  # fmt: skip
-    return [ChatBackend(chat), template] if cfg.fallback else [ChatBackend(chat)]
+    return [FallingBack(ChatBackend(chat)), template] if cfg.fallback else [ChatBackend(chat)]
 
 
 def _judge(kinds: list[str], backends: list[Backend]) -> AnyJudge:
     llm = None
     if "llm" in kinds:
-        chat = next((b.chat for b in backends if isinstance(b, ChatBackend)), None)  # type: ignore[attr-defined]
+        chats = [b.inner if isinstance(b, FallingBack) else b for b in backends]
+        chat = next((b.chat for b in chats if isinstance(b, ChatBackend)), None)  # type: ignore[attr-defined]
         if chat is not None:
             sampling = Sampling(max_new_tokens=4)
 
@@ -91,12 +102,26 @@ def _load(cfg: UnstarConfig) -> LoadedModel:
                       trust_remote_code=cfg.model.trust_remote_code)  # fmt: skip
 
 
-def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ObjectiveRun:
+    """Another method on the associations: its objective, trained for ``epochs`` passes over the associations'
+    questions (``batch_size`` per step, as many retain facts beside them)."""
+
+    name: str
+    objective: Any  # an ObjectiveMethod
+    epochs: int
+    batch_size: int
+
+
+def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = None,
+              objective: ObjectiveRun | None = None) -> dict[str, Any]:  # fmt: skip
     """Unlearn the associations in ``cfg.forget`` inside ``run_dir`` (made by the runner); returns the metrics.
-    ``loaded``: a model already in memory (a copy is trained), instead of ``cfg.model``."""
+    ``loaded``: a model already in memory (a copy is trained), instead of ``cfg.model``; ``objective``: train that
+    method instead of UnSTAR (same evaluation and attacks)."""
     associations, unrelated, retain = _inputs(cfg)
-    from_file = read_antisamples(cfg.antisamples) if cfg.antisamples else None
-    log.info("UnSTAR on %s, cutting %d associations", cfg.model.model, len(associations))
+    from_file = read_antisamples(cfg.antisamples) if cfg.antisamples and objective is None else None
+    name = objective.name if objective else "UnSTAR"
+    log.info("%s on %s, cutting %d associations", name, cfg.model.model, len(associations))
     started = time.perf_counter()
     loaded = _load(cfg) if loaded is None else LoadedModel(copy.deepcopy(loaded.model), loaded.tokenizer,
                                                              loaded.spec)  # fmt: skip
@@ -109,7 +134,14 @@ def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = Non
     trained = LoadedModel(engine.unwrapped, loaded.tokenizer, loaded.spec)
     unlearning_started = time.perf_counter()
     evaluating = [0.0]  # seconds spent on the per-round evaluation, left out of the unlearning time
-    if from_file is not None:
+    if objective is not None:
+        records = unlearn_qa(engine, loaded.tokenizer, objective.objective,
+                             [(a.question, a.answer) for a in associations], [(f.question, f.answer) for f in retain],
+                             epochs=objective.epochs,
+                             batch_size=objective.batch_size, seed=cfg.seed, progress=cfg.progress)  # fmt: skip
+        steps = sum("loss" in r for r in records)
+        result = UnstarResult(steps=steps, rounds=[{"round": 0, "method": objective.name, "steps": steps}])
+    elif from_file is not None:
         pairs = [(s.question, s.target) for s in from_file]
         losses = sft(engine, loaded.tokenizer, pairs, passes=cfg.passes, batch_size=cfg.batch_size,
                      train_on_prompt=cfg.train_on_prompt, seed=cfg.seed, progress=cfg.progress)  # fmt: skip
@@ -133,7 +165,8 @@ def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = Non
                                   progress=cfg.progress, after_round=heldout_accuracy)  # fmt: skip
         result = pipeline.run()
     unlearning_seconds = time.perf_counter() - unlearning_started - evaluating[0]
-    write_antisamples(run_dir / "antisamples.jsonl", result.antisamples)
+    if objective is None:
+        write_antisamples(run_dir / "antisamples.jsonl", result.antisamples)
     after = targeted_evaluation(engine.unwrapped, loaded.tokenizer, list(associations), unrelated, eval_judge)
     log.info("after: %s", {k: round(after[k]["accuracy"], 3) for k in SETS})
     relearn = None
@@ -144,7 +177,7 @@ def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = Non
                                     cfg.quantization_bits)  # fmt: skip
     model_path = save_trained(trained, run_dir) if cfg.save_model else None
     metrics = _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds,
-                       time.perf_counter() - started)  # fmt: skip
+                       time.perf_counter() - started, objective.name if objective else None)  # fmt: skip
     metrics["quantization_attack"] = quantized
     write_json_atomic(run_dir / "metrics.json", metrics)
     write_json_atomic(run_dir / "answers.json", {"before": before, "after": after})
@@ -168,9 +201,7 @@ def generate_antisamples(cfg: UnstarConfig, out: str | Path | None = None) -> tu
     """One generation round, no training: seed questions, wrong answers, probe, rationales (+ retain samples).
     Writes antisamples.jsonl into a new run directory (and to ``out`` if given); returns (file, summary)."""
     associations, _, retain = _inputs(cfg)
-    run_dir = create_run_dir(cfg.output_dir, "antisamples")
-    with RunLog(run_dir):
-        write_yaml_atomic(run_dir / "config.yaml", cfg.model_dump(mode="json"))
+    with TrackedRun(cfg.output_dir, "antisamples", cfg.model_dump(mode="json")) as run_dir:
         loaded = _load(cfg)
         engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, cfg.training,
                         cpu=resolve_device(cfg.model.device).type == "cpu")  # fmt: skip
@@ -200,7 +231,8 @@ def heldout_quantization(model, tokenizer, associations, judge, bits: list[int])
     return out
 
 
-def _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds, seconds) -> dict[str, Any]:
+def _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds, seconds,
+             other: str | None = None) -> dict[str, Any]:  # fmt: skip
     sets = {}
     for name in SETS:
         b, a = before[name]["accuracy"], after[name]["accuracy"]
@@ -208,8 +240,9 @@ def _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds
                       "per_association": {"before": before[name]["per_association"],
                                           "after": after[name]["per_association"]}}  # fmt: skip
     return {
-        "method": "unstar", "model": cfg.model.model, "generator": cfg.generator,
-        "ablations": {"rationale": cfg.rationale, "escalation": cfg.escalation, "retain_step": cfg.retain_step},
+        "method": other or "unstar", "model": cfg.model.model, "generator": None if other else cfg.generator,
+        "ablations": None if other else {"rationale": cfg.rationale, "escalation": cfg.escalation,
+                                         "retain_step": cfg.retain_step},
         "sets": sets, "steps": result.steps, "rounds": result.rounds,
         "antisamples": {"forget": sum(s.kind == "forget" for s in result.antisamples),
                         "retain": sum(s.kind == "retain" for s in result.antisamples)},
@@ -243,18 +276,22 @@ def unstar_summary(metrics: dict[str, Any]) -> str:
     share_rows = [[part, name, v["count"], f"{v['share']:.0%}"] for part, by in metrics["backend_shares"].items()
                   for name, v in by.items()]  # fmt: skip
     relearn = metrics["relearning"]
+    unstar = metrics["generator"] is not None  # else another method trained on the associations' questions
+    trained_on = (f"{metrics['antisamples']['forget']} anti-samples + {metrics['antisamples']['retain']} retain "
+                  "samples" if unstar else "the associations' questions with the retain facts")  # fmt: skip
     lines = [
-        f"# UnSTAR on {metrics['model']}", "",
-        f"{metrics['steps']} optimizer steps in {len(metrics['rounds'])} rounds, "
-        f"{metrics['antisamples']['forget']} anti-samples + {metrics['antisamples']['retain']} retain samples; "
+        f"# {'UnSTAR' if unstar else metrics['method']} on {metrics['model']}", "",
+        f"{metrics['steps']} optimizer steps in {len(metrics['rounds'])} rounds, trained on {trained_on}; "
         f"unlearning {metrics['seconds_unlearning']:.0f} s, whole run {metrics['seconds']:.0f} s.", "",
         "## Accuracy (greedy replies judged against the true answer)", "",
         markdown_table(["set", "before", "after", "after / before", "questions"], rows), "",
         "forget: held-out paraphrases of the cut associations (never trained on); subject / object: other facts "
         "about the subject / the object; unrelated: facts about neither.", "",
-        "## Who wrote the anti-samples", "",
-        markdown_table(["part", "backend", "count", "share"], share_rows) if share_rows else "(from a file)", "",
     ]  # fmt: skip
+    if unstar:
+        lines += ["## Who wrote the anti-samples", "",
+                  markdown_table(["part", "backend", "count", "share"], share_rows) if share_rows else "(from a file)",
+                  ""]  # fmt: skip
     traced = [r for r in metrics["rounds"] if "accuracy" in r]
     if traced:
         round_rows = [[r["round"], "retain only" if r.get("consolidation") else "anti-samples + retain", r["steps"],
