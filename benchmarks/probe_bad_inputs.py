@@ -49,7 +49,7 @@ def inputs(root: Path) -> dict[str, str]:
     f["ref"] = _jsonl(root / "ref.jsonl", [{"id": f"r{i}", "text": t} for i, t in enumerate(REFERENCE)])
     f["facts"] = _jsonl(root / "facts.jsonl", [{"question": "What is the capital of Zorbia?", "answer": "Quell"},
                                                {"question": "Who wrote Zed?", "answer": "Amy"}])  # fmt: skip
-    f["assoc"] = _jsonl(root / "assoc.jsonl", [{"id": "a", "subject": "Zorbia", "object": "Quell",
+    f["assoc"] = _jsonl(root / "assoc.jsonl", [{"id": "a", "subject": "Zorbia", "object": "Quell", "answer_type": "city",  # noqa: E501
                                                 "question": "What is the capital of Zorbia?",
                                                 "heldout": ["Which city is Zorbia's capital?"]}])  # fmt: skip
     texts = {
@@ -140,7 +140,8 @@ def cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
         ("output: under a file", [*un, "--output-dir", f["a-file"] + "/sub"]),
         ("resume: not a checkpoint", [*un, "--resume", f["garbage_ckpt"]]),
         ("resume: missing", [*un, "--resume", "/nonexistent/ckpt"]),
-        ("training: NaN weights after a step (lr 1e37)", [*un, "--method", "ga", "--learning-rate", "1e37"]),
+        ("training: NaN weights after a step (lr 1e37)", [*un, "--method", "ga", "--learning-rate", "1e37", "--set",
+                                                          "benchmark.stop=mean", "--set", "benchmark.tau=0.0"]),
         ("compare: nothing", ["compare", "/nonexistent/run"]),
         ("compare: a data folder", ["compare", f["garbage_ckpt"]]),
         ("secret: key in endpoint URL", ["antisamples", f["assoc"], "--model", "tiny", "--generator", "openai",
@@ -152,7 +153,9 @@ def cases(f: dict[str, str]) -> list[tuple[str, list[str]]]:
                                          "--endpoint", "http://127.0.0.1:9/v1", "--set", "endpoint.timeout=2"]),
         ("markup: [/x] in the output path", [*un, "--output-dir", "{out}/[/x] [draft]"]),
     ]  # fmt: skip
-    return [(name, [*args, *FAST] if args[0] == "unlearn" else args) for name, args in out]
+    # the fast memorization settings go first, so that a case's own flag (e.g. --max-tokens 1) wins
+    return [(name, [args[0], *FAST, *args[1:]] if args[0] == "unlearn" and "--reference" in args else args)
+            for name, args in out]  # fmt: skip
 
 
 def run_case(args: list[str], out: Path) -> dict:

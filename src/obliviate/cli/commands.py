@@ -162,6 +162,8 @@ def antisamples(
     endpoint: Annotated[str | None, typer.Option(help="generator openai: base URL, e.g. http://host/v1")] = None,
     endpoint_model: Annotated[str | None, typer.Option(help="generator openai: model name")] = None,
     no_rationale: Annotated[bool, typer.Option("--no-rationale", help="wrong answers only")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE for any config key, repeatable "
+                                                                  "(endpoint.timeout=10)")] = None,
     config: ConfigOpt = None,
     model: ModelOpt = None,
     device: DeviceOpt = None,
@@ -174,6 +176,7 @@ def antisamples(
 ) -> None:
     """Generate UnSTAR anti-samples only (no training): a JSONL file to read, edit and train from with
     `obliviate unlearn --method unstar --antisamples FILE`."""
+    from obliviate.cli.unlearn import parse_sets
     from obliviate.unstar.config import UnstarConfig
     from obliviate.unstar.run import generate_antisamples
 
@@ -187,6 +190,9 @@ def antisamples(
         **model_overrides(model, device, dtype, trust_remote_code),
     }  # fmt: skip
 
+    def build() -> UnstarConfig:
+        return load_config(UnstarConfig, config, {**overrides, **parse_sets(set_)})
+
     def action(cfg: UnstarConfig) -> None:
         path, summary = generate_antisamples(cfg, out)
         console.print(f"{summary['antisamples']} anti-samples from a pool of {summary['pool']} questions")
@@ -194,7 +200,7 @@ def antisamples(
             console.print(f"  {part}: " + ", ".join(f"{k} {v['share']:.0%}" for k, v in by.items()))
         console.print(f"\nWrote {path}" + (f" and {out}" if out else ""))
 
-    run_action(lambda: load_config(UnstarConfig, config, overrides), action)
+    run_action(build, action)
 
 
 @app.command()
