@@ -109,3 +109,18 @@ def test_compare_collects_runs_into_one_table_and_figure(sga_run, tmp_path):
     bad = CliRunner().invoke(app, ["compare", str(tmp_path / "nothing"), "--output-dir", str(out)])
     assert bad.exit_code == 2 and "no metrics.json" in bad.output
     assert len(list(out.iterdir())) == 1  # a refused comparison leaves no directory behind
+
+
+def test_report_html_shows_user_text_as_text(tmp_path):
+    """Answers, ids and paths quoted in a summary are shown, never run: raw HTML is escaped, script URLs dropped,
+    and the guardrails JSON cannot close its <script> element."""
+    (tmp_path / "summary.md").write_text(
+        "# qa on <svg onload=alert(1)>\n\n| id | answer |\n| --- | --- |\n"
+        "| <b>x</b> | <img src=x onerror=alert(2)> [link](javascript:alert(3)) |\n\n<script>alert(4)</script>\n"
+    )
+    (tmp_path / "metrics.json").write_text(json.dumps({"guardrails": [
+        {"guardrail": "g", "verdict": "pass", "detail": "</script><script>alert(5)</script>"}]}))  # fmt: skip
+    page = write_html_report(tmp_path).read_text()
+    assert "<svg" not in page and "<img src=x" not in page and "<b>x</b>" not in page and "javascript:" not in page
+    assert "&lt;svg onload=alert(1)&gt;" in page and "&lt;script&gt;alert(4)&lt;/script&gt;" in page
+    assert page.count("<script") == 2 and "alert(5)" in page and "</script><script>alert(5)" not in page
