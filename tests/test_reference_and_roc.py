@@ -104,3 +104,15 @@ def test_roc_tpr_at_low_fpr_with_many_nonmembers() -> None:
 def test_roc_rejects_bad_input(members: list[float], nonmembers: list[float]) -> None:
     with pytest.raises(DataError):
         roc_summary(members, nonmembers)
+
+
+def test_an_inverted_attack_counts_in_its_best_direction():
+    """Members that score lower than every non-member (over-unlearned): the raw AUC is 0, which the attacker reads
+    as perfect separation by flipping the score - auc_either 1.0, direction 'lower', TPR 1.0 at 1% FPR."""
+    out = roc_summary([0.1, 0.2, 0.3], [0.7, 0.8, 0.9])
+    assert out["auc"] == 0.0 and out["tpr_at_1pct_fpr"] == 0.0
+    assert out["auc_either"] == 1.0 and out["direction"] == "lower" and out["tpr_at_1pct_fpr_either"] == 1.0
+    same = roc_summary([0.7, 0.8, 0.9], [0.1, 0.2, 0.3])
+    assert same["auc_either"] == same["auc"] == 1.0 and same["direction"] == "higher"
+    mixed = roc_summary([0.1, 0.6, 0.3], [0.5, 0.2, 0.9])  # 3 of 9 member/non-member pairs ordered: AUC 1/3
+    assert mixed["auc"] == pytest.approx(1 / 3) and mixed["auc_either"] == pytest.approx(2 / 3)

@@ -117,7 +117,9 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     sets["forget"]["before"].update(outliers_high=number(m["outliers"]["before"]["calibrated"]["high"]),
                                     outliers_low=number(m["outliers"]["before"]["calibrated"]["low"]))  # fmt: skip
     per_sample = {"forget": paired(m["before"]["target"]["per_sample"], m["after"]["target"]["per_sample"])}
-    membership = {"auc": m["after"]["miau_best"]["auc"], "auc_before": m["before"]["miau_best"]["auc"]}
+    membership = {"auc": m["after"]["miau_best"]["auc"], "auc_before": m["before"]["miau_best"]["auc"],
+                  "auc_either": m["after"]["miau_best"]["auc_either"],
+                  "auc_either_before": m["before"]["miau_best"]["auc_either"]}  # fmt: skip
     return summary(sets=sets, per_sample=per_sample, attacks={"membership": membership}, utility=m.get("utility"),
                    steps=m.get("steps"), unlearning_seconds=m.get("seconds_unlearning"))  # fmt: skip
 

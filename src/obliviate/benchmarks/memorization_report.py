@@ -65,6 +65,11 @@ def _headline(value: Any) -> Any:
     return value["accuracy"] if isinstance(value, dict) and "accuracy" in value else value
 
 
+def _best(best: dict[str, Any]) -> str:
+    """The strongest membership score, either way: 'members lower' is the over-unlearning signature."""
+    return f"{best['auc_either']:.4f} ({best['score']}, members {best['direction']})"
+
+
 def write_unlearning_report(run_dir: Path, cfg: UnlearnConfig, **parts: Any) -> dict[str, Any]:
     metrics = unlearning_metrics(cfg, **parts)
     write_json_atomic(run_dir / "metrics.json", metrics)
@@ -101,8 +106,7 @@ def write_unlearning_report(run_dir: Path, cfg: UnlearnConfig, **parts: Any) -> 
                     a["outliers"][definition][side],
                 )
             )
-    rows.append(_row("MIAU best AUC", f"{b['miau_best']['auc']:.4f} ({b['miau_best']['score']})",
-                     f"{a['miau_best']['auc']:.4f} ({a['miau_best']['score']})"))  # fmt: skip
+    rows.append(_row("MIAU best AUC either way", _best(b["miau_best"]), _best(a["miau_best"])))
     utility = metrics["utility"]
     for key in utility.get("after") or {}:
         value_after = utility["after"][key]
@@ -119,8 +123,9 @@ def write_unlearning_report(run_dir: Path, cfg: UnlearnConfig, **parts: Any) -> 
         + ("![MA per step](trace.png)\n\n" if result.trace else "")
         + "## MIAU after unlearning\n\n"
         + markdown_table(
-            ["attack score", "ROC-AUC", "TPR @ 1% FPR", "TPR @ 5% FPR"],
-            [[n, s["auc"], s["tpr_at_1pct_fpr"], s["tpr_at_5pct_fpr"]] for n, s in metrics["miau"].items()],
+            ["attack score", "ROC-AUC", "AUC either way", "members score", "TPR @ 1% FPR", "TPR @ 5% FPR"],
+            [[n, s["auc"], s["auc_either"], s["direction"], s["tpr_at_1pct_fpr_either"], s["tpr_at_5pct_fpr_either"]]
+             for n, s in metrics["miau"].items()],
         )
         + "\n![MIAU ROC](miau_roc.png)\n"
     )

@@ -68,10 +68,12 @@ def print_memorization_run(metrics: dict[str, Any]) -> None:
     console.print(table)
     low, high = metrics["thresholds"]["band"]
     b, a = metrics["outliers"]["before"]["calibrated"], metrics["outliers"]["after_vs_start_band"]
+    best = metrics["after"]["miau_best"]
     console.print(
         f"{metrics['steps']} steps ({metrics['stop_reason']}); unseen band [{low:.4f}, {high:.4f}]; "
         f"c(D_f) calibrated high/low: before {b['high']}/{b['low']}, after {a['high']}/{a['low']}; "
-        f"MIAU best AUC after {metrics['after']['miau_best']['auc']:.4f} ({metrics['after']['miau_best']['score']})"
+        f"MIAU best AUC either way after {best['auc_either']:.4f} ({best['score']}, members {best['direction']} "
+        "than never-seen)"
     )
     for key, value in (metrics["utility"].get("after") or {}).items():
         if key == "fluency":
@@ -104,10 +106,11 @@ def print_audit(metrics: dict[str, Any]) -> None:
         f"high {cal['high']}) outside [{cal['band'][0]:.4f}, {cal['band'][1]:.4f}]"
     )
     miau = Table(title="MIAU: members vs never-seen")
-    for column in ("score", "AUC", "TPR@1%FPR", "TPR@5%FPR"):
+    for column in ("score", "AUC", "AUC either way", "members", "TPR@1%FPR", "TPR@5%FPR"):
         miau.add_column(column, justify="right" if column != "score" else "left")
     for name, s in metrics["miau"].items():
-        miau.add_row(name, f"{s['auc']:.4f}", f"{s['tpr_at_1pct_fpr']:.4f}", f"{s['tpr_at_5pct_fpr']:.4f}")
+        miau.add_row(name, f"{s['auc']:.4f}", f"{s['auc_either']:.4f}", s["direction"],
+                     f"{s['tpr_at_1pct_fpr_either']:.4f}", f"{s['tpr_at_5pct_fpr_either']:.4f}")
     console.print(miau)
 
 

@@ -49,8 +49,9 @@ def audit_tables(audit: MemorizationAudit, metrics: dict[str, Any]) -> str:
         ],
     )
     text += "\n## MIAU: target members vs never-seen non-members\n\n" + markdown_table(
-        ["attack score", "ROC-AUC", "TPR @ 1% FPR", "TPR @ 5% FPR"],
-        [[name, s["auc"], s["tpr_at_1pct_fpr"], s["tpr_at_5pct_fpr"]] for name, s in metrics["miau"].items()],
+        ["attack score", "ROC-AUC", "AUC either way", "members score", "TPR @ 1% FPR", "TPR @ 5% FPR"],
+        [[name, s["auc"], s["auc_either"], s["direction"], s["tpr_at_1pct_fpr_either"],
+          s["tpr_at_5pct_fpr_either"]] for name, s in metrics["miau"].items()],
     )
     return text
 

@@ -140,7 +140,7 @@ class MemorizationAudit:
 
     def to_dict(self) -> dict[str, Any]:
         miau = self.miau()
-        best = max(miau, key=lambda name: miau[name]["auc"])
+        best = max(miau, key=lambda name: miau[name]["auc_either"])  # an inverted attack counts too
         metrics = [m for m in ("ma", "es", *(f"el_{n}" for n in self.cfg.el_n)) if m in self.reference.values]
         return {
             "target": {"aggregate": self.target.aggregate(), "per_sample": self.target.per_sample()},
@@ -152,7 +152,8 @@ class MemorizationAudit:
             "thresholds": {m: self.reference_stats(m).mean for m in metrics},
             "outliers": self.outliers(),
             "miau": {name: {k: v for k, v in s.items() if k != "curve"} for name, s in miau.items()},
-            "miau_best": {"score": best, "auc": miau[best]["auc"]},
+            "miau_best": {"score": best, "auc": miau[best]["auc"], "auc_either": miau[best]["auc_either"],
+                          "direction": miau[best]["direction"]},
         }
 
 

@@ -28,7 +28,10 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, level: float) -> float:
 
 
 def roc_summary(member_scores: Iterable[float], nonmember_scores: Iterable[float]) -> dict[str, Any]:
-    """AUC, TPR at 1% and 5% FPR, the sample sizes and the curve itself (for plotting).
+    """AUC, TPR at 1% and 5% FPR, the sample sizes and the curve itself (for plotting), and the same from the
+    attacker's best direction: an AUC below 0.5 separates members just as well by flipping the score (members
+    score *lower* than non-members - the over-unlearning signature), so ``auc_either`` = max(AUC, 1 - AUC),
+    ``direction`` says which way ('higher' or 'lower'), and the TPRs at low FPR are taken in that direction.
 
     Raises :class:`DataError` if either side is empty or contains a non-finite score.
     """
@@ -38,10 +41,16 @@ def roc_summary(member_scores: Iterable[float], nonmember_scores: Iterable[float
     y_score = np.concatenate([members, nonmembers])
     auc = float(roc_auc_score(y_true, y_score))
     fpr, tpr, _ = roc_curve(y_true, y_score, drop_intermediate=False)
+    flipped_fpr, flipped_tpr, _ = roc_curve(y_true, -y_score, drop_intermediate=False)
+    best_fpr, best_tpr = (fpr, tpr) if auc >= 0.5 else (flipped_fpr, flipped_tpr)
     return {
         "auc": auc,
         "tpr_at_1pct_fpr": tpr_at_fpr(fpr, tpr, 0.01),
         "tpr_at_5pct_fpr": tpr_at_fpr(fpr, tpr, 0.05),
+        "auc_either": max(auc, 1.0 - auc),
+        "direction": "higher" if auc >= 0.5 else "lower",  # members score higher / lower than non-members
+        "tpr_at_1pct_fpr_either": tpr_at_fpr(best_fpr, best_tpr, 0.01),
+        "tpr_at_5pct_fpr_either": tpr_at_fpr(best_fpr, best_tpr, 0.05),
         "n_members": int(members.size),
         "n_nonmembers": int(nonmembers.size),
         "curve": {"fpr": [float(x) for x in fpr], "tpr": [float(x) for x in tpr]},
