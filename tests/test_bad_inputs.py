@@ -17,16 +17,12 @@ from conftest import TRAINED_TEXTS, UNSEEN_TEXTS
 from obliviate.cli.main import app
 from obliviate.core.rundir import read_status
 from obliviate.models import save_model
+from test_cells import _jsonl
 from test_html_report import _chromium
 
 runner = CliRunner()
 FAST = ["--max-tokens", "32", "--neighbours", "0", "--set", "benchmark.utility.fluency_prompts=0", "--no-progress",
         "--no-save-model"]  # fmt: skip
-
-
-def _jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 @pytest.fixture(scope="module")

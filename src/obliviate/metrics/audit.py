@@ -164,7 +164,8 @@ FEW_REFERENCE = 8
 
 def check_reference(target: SequenceSet, reference: SequenceSet) -> None:
     """The never-seen reference must be other text than the target, and enough of it for a band: a reference
-    that shares texts with the target, or holds fewer than 2 sequences, is an error; fewer than 8 a warning."""
+    that shares texts with the target, or holds fewer than 2 sequences, is an error; fewer than 8 a warning.
+    Called once per run on its inputs, before the run directory is made (not on every audit)."""
     seen = {" ".join(t.split()) for t in target.texts}
     shared = [sid for sid, t in zip(reference.ids, reference.texts) if " ".join(t.split()) in seen]
     if shared:
@@ -189,7 +190,6 @@ def audit_memorization(
 ) -> MemorizationAudit:
     """Score ``target`` and the never-seen ``reference`` set with the same settings."""
     cfg = cfg or ScoringConfig()
-    check_reference(target, reference)
     return MemorizationAudit(
         target=score_set(loaded, target, cfg, progress=progress, desc="target"),
         reference=score_set(loaded, reference, cfg, progress=progress, desc="reference"),
