@@ -1,6 +1,6 @@
-"""GA, SGA, TA and TAU (both stop rules) on the SmolLM2 memorization testbed: one table.
+"""GA, SGA, TA and TAU (both stop rules) and MATCH on the SmolLM2 memorization testbed: one table.
 
-Run: python benchmarks/bench_unlearning.py --testbed runs/testbed-... [--utility-limit 100]
+Run: python benchmarks/bench_unlearning.py --testbed runs/testbed-... [--utility-limit 100] [--retain-only]
 (without --testbed a testbed is built first, about 10 minutes). Writes benchmarks/results/unlearning.md after
 every run (a partial table until all are done); --collect reuses finished run directories.
 Each row is a real ``obliviate unlearn`` run (obliviate.api.run_unlearning) with the authors'
@@ -18,7 +18,8 @@ from obliviate.api import run_unlearning
 from obliviate.config import ModelConfig, TestbedConfig, UnlearnConfig
 
 RUNS = [("ga", "mean"), ("sga", "mean"), ("sga", "outliers"), ("ta", "mean"), ("ta", "outliers"),
-        ("tau", "mean"), ("tau", "outliers")]  # fmt: skip
+        ("tau", "mean"), ("tau", "outliers"), ("match", "own")]  # fmt: skip
+OWN = "own"  # a method with its own stop rule (match): no --stop
 
 
 def _testbed(args) -> Path:
@@ -37,6 +38,11 @@ def _cells(metrics: dict, seconds: float) -> list[str]:
     forget = metrics["after"]["target"]["aggregate"]["ma"]
     best = metrics["after"]["miau_best"]
     utility = metrics["utility"]["after"]
+    gold = metrics.get("gold_standard")
+    leak = f"{gold['privleak_best']['value']:+.3f} ({gold['privleak_best']['score']})" if gold else "-"
+    quality = gold["forget_quality"] if gold else None
+    ks = f"{quality['ma']['p_value']:.3g} / {quality['loss']['p_value']:.3g}" if quality else "-"
+    ci = best.get("auc_either_ci")
     return [
         str(metrics["steps"]),
         f"{fixed['high']} / {fixed['low']}",
@@ -44,7 +50,10 @@ def _cells(metrics: dict, seconds: float) -> list[str]:
         f"{rescored['high']} / {rescored['low']}",
         f"{forget['mean']:.4f} ± {forget['std']:.4f}",
         f"{metrics['after']['reference']['aggregate']['ma']['mean']:.4f}",
-        f"{best['auc']:.3f} ({best['score']})",
+        f"{best['auc_either']:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "") + f" ({best['score']}, "
+        f"members {best['direction']})",
+        leak,
+        ks,
         f"{utility.get('perplexity', float('nan')):.2f}",
         *(f"{utility[name]['accuracy']:.3f}" if name in utility else "-" for name in BENCHMARKS),
         f"{metrics['seconds_unlearning']:.0f} / {seconds:.0f}",
@@ -69,7 +78,8 @@ def _before_row(metrics: dict) -> list[str]:
             f"{cal['high']} / {cal['low']}",
             f"{b['target']['aggregate']['ma']['mean']:.4f} ± {b['target']['aggregate']['ma']['std']:.4f}",
             f"{b['reference']['aggregate']['ma']['mean']:.4f}",
-            f"{b['miau_best']['auc']:.3f} ({b['miau_best']['score']})",
+            f"{b['miau_best']['auc_either']:.3f} ({b['miau_best']['score']}, members {b['miau_best']['direction']})",
+            "-", "-",
             f"{utility.get('perplexity', float('nan')):.2f}",
             *(f"{utility[n]['accuracy']:.3f}" if n in utility else "-" for n in BENCHMARKS), "-"]  # fmt: skip
 
@@ -88,7 +98,9 @@ def _write_table(args, testbed: Path, done: dict[str, Path], pairs: list[str]) -
     missing = [p for p in pairs if p not in metrics]
     headers = ["method", "stop", "steps", "c(D_f) fixed high/low", "c(D_f) calibrated high/low (start band)",
                "c(D_f) calibrated high/low (re-scored band)", "forget MA mean ± std", "held-out MA",
-               "MIAU best AUC (score)", "held-out ppl", *BENCHMARKS, "wall s (unlearning / run)"]  # fmt: skip
+               "MIAU best AUC either way [95% CI] (score)", "PrivLeak vs retain-only (score)",
+               "KS forget quality p vs retain-only (MA / loss)", "held-out ppl", *BENCHMARKS,
+               "wall s (unlearning / run)"]  # fmt: skip
     table = "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
     table += "".join("| " + " | ".join(row) + " |\n" for row in rows)
     band, tau = first["thresholds"]["band"], first["thresholds"]["tau"]
@@ -101,8 +113,13 @@ def _write_table(args, testbed: Path, done: dict[str, Path], pairs: list[str]) -
         "(ours; SGA/TA then also never train on a sequence already inside the band). SGA/TAU gamma: 0.70 "
         "under `mean` (authors), the band's upper edge under `outliers`. c(D_f) after unlearning is counted "
         "against the start band (what the stop rule targets) and against the band of the held-out set re-scored "
-        f"on the unlearned model. MIAU: forget vs held-out, best ROC-AUC over the two-sided MA score, "
+        f"on the unlearned model. MATCH has its own stop rule (every sequence at its never-seen loss and entropy "
+        "quantile and inside the band on both sides). MIAU: forget vs held-out, the best AUC either way "
+        "(max(AUC, 1 - AUC)) with its 95% bootstrap interval, over the two-sided MA score, "
         f"neighbourhood ({args.neighbours} word-level perturbations), LOSS, zlib, Min-K%, Min-K%++. Utility: "
+        "PrivLeak (MUSE): (AUC unlearned - AUC retain-only) / AUC retain-only, the score with the largest "
+        "magnitude; KS forget quality: two-sample KS p-value of the forget set's per-sequence MA / loss under the "
+        "unlearned vs the retain-only model (the testbed's filler-only fine-tune). Utility: "
         f"zero-shot accuracy by summed log-likelihood on a fixed seeded subset of {args.utility_limit} items of "
         "each benchmark; perplexity on the held-out sequences. Wall time: the unlearning loop / the whole run "
         "(audits and utility before and after included).\n\n" + table + "\n" + "\n".join(notes) + "\n"
@@ -121,6 +138,8 @@ def main() -> None:
     parser.add_argument("--utility-data", default=str(SHARED_DATA / "utility"))
     parser.add_argument("--utility-limit", type=int, default=100)
     parser.add_argument("--neighbours", type=int, default=2)
+    parser.add_argument("--retain-only", action="store_true",
+                        help="judge every run against the testbed's retain-only model (trained first when absent)")
     parser.add_argument("--runs", nargs="*", default=[f"{m}:{s}" for m, s in RUNS], help="method:stop pairs")
     parser.add_argument("--collect", nargs="*", default=[],
                         help="finished `obliviate unlearn` run directories to reuse instead of re-running")  # fmt: skip
@@ -129,22 +148,31 @@ def main() -> None:
     parser.add_argument("--no-run", action="store_true", help="only tabulate the --collect run directories")
     args = parser.parse_args()
     testbed = _testbed(args)
+    retain_only = None
+    if args.retain_only:
+        from obliviate.testbed.build import add_retain_only
+
+        retain_only = testbed / "retain_only"
+        if not retain_only.is_dir():
+            add_retain_only(testbed, progress=False)
     done: dict[str, Path] = {}
     for path in map(Path, args.collect):
         m = json.loads((path / "metrics.json").read_text())
-        done[f"{m['method']}:{m['stop_rule']}"] = path
+        rule = m["stop_rule"] if m["stop_rule"] in ("mean", "outliers") else OWN
+        done[f"{m['method']}:{rule}"] = path
     for pair in args.runs:
         if pair in done or args.no_run:
             continue
         method, stop = pair.split(":")
         cfg = UnlearnConfig.model_validate({
             "model": {"model": str(testbed / "memorized"), "device": "cpu", "dtype": "float32"},
-            "method": method, "stop": stop,
+            "method": method, **({} if stop == OWN else {"stop": stop}),
             "forget": str(testbed / "splits" / "forget.jsonl"), "reference": str(testbed / "splits" / "heldout.jsonl"),
             "scoring": {"max_tokens": 128, "el_n": [], "neighbours": args.neighbours},
             "utility": {"data_dir": args.utility_data, "benchmarks": BENCHMARKS, "limit": args.utility_limit,
                         "before": not done},
             "save_model": False, "progress": False, "output_dir": args.output_dir,
+            "retain_only_model": str(retain_only) if retain_only else None,
         })  # fmt: skip
         print(f"== {method} (stop: {stop})", flush=True)
         run_dir, _ = run_unlearning(cfg)

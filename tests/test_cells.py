@@ -96,6 +96,8 @@ def test_qa_cell_lowers_the_forget_answer_probability(method, qa_files, tmp_path
     before, after = (m[w]["forget"]["aggregate"]["probability"] for w in ("before", "after"))
     assert after < before, (method, before, after)
     assert {"forget", "paraphrase", "retain"} <= set(m["sets"]) and "8bit" in m["attacks"]["quantization"]
+    report = next(tmp_path.glob("*/report.md")).read_text()  # the attack either way and the verdicts, rendered
+    assert "AUC either way" in report and "| over-unlearned |" in report and "| still extractable |" in report
     if m["summary"]["sets"]["forget"]["before"].get("answer_ma") is not None:  # step-wise: its own target metric
         ma = m["summary"]["sets"]["forget"]
         assert ma["after"]["answer_ma"] < ma["before"]["answer_ma"] and m["stop_reason"], m["stop_reason"]
@@ -167,6 +169,8 @@ def test_unsupported_cell_exits_2_saying_why(method, benchmark, tmp_path):
     (["--method", "sga", "--benchmark", "qa", "--epochs", "3"], "benchmark.epochs does not apply to 'sga'"),
     (["--method", "unstar", "--epochs", "3"], "benchmark.epochs does not apply to 'unstar' on the 'associations'"),
     (["--set", "nonsense"], "--set expects KEY=VALUE"),
+    (["--method", "match", "--stop", "mean"], "benchmark.stop does not apply to 'match' on the 'memorization'"),
+    (["--method", "match", "--preset", "paper"], "benchmark.preset does not apply to 'match'"),
 ])  # fmt: skip
 def test_a_flag_or_key_that_does_not_apply_is_an_error(args, message, tmp_path):
     result = runner.invoke(app, ["unlearn", "--model", "tiny", "--output-dir", str(tmp_path), *args])

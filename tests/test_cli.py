@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from conftest import TRAINED_TEXTS, UNSEEN_TEXTS
@@ -109,6 +111,39 @@ def test_testbed_injects_with_a_spread_of_repetitions(tmp_path):
     base_forget = metrics["models"]["base"]["target"]["aggregate"]["ma"]["mean"]
     retain_forget = metrics["models"]["retain_only"]["target"]["aggregate"]["ma"]["mean"]
     assert metrics["summary"]["forget_ma_mean"] > max(base_forget, retain_forget) + 0.2
+
+    # the retain-only model of an existing testbed: the same recipe, so the same weights; never overwritten
+    from safetensors.torch import load_file
+
+    from obliviate.testbed.build import add_retain_only
+
+    with pytest.raises(FileExistsError):
+        add_retain_only(run)
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("retain_only"))
+    made = add_retain_only(copy, progress=False)
+    built, again = load_file(run / "retain_only" / "model.safetensors"), load_file(made / "model.safetensors")
+    assert built.keys() == again.keys() and all(torch.equal(built[k], again[k]) for k in built)
+
+    # an unlearning run judged against it: PrivLeak per attack score and the KS forget quality
+    result = runner.invoke(app, [
+        "unlearn", str(run / "splits" / "forget.jsonl"), "--reference", str(run / "splits" / "heldout.jsonl"),
+        "--model", str(run / "memorized"), "--method", "sga", "--learning-rate", "3e-3", "--max-steps", "3",
+        "--max-tokens", "32", "--neighbours", "0", "--no-save-model", "--no-progress",
+        "--set", f"benchmark.retain_only_model={made}", "--set", "benchmark.utility.fluency_prompts=0",
+        "--output-dir", str(tmp_path / "unlearn"),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    unlearned = next((tmp_path / "unlearn").iterdir())
+    m = json.loads((unlearned / "metrics.json").read_text())
+    gold, miau = m["gold_standard"], m["after"]["miau"]
+    assert set(gold["privleak"]) == set(miau)
+    assert gold["privleak"]["loss"] == pytest.approx(
+        (miau["loss"]["auc"] - gold["auc_retain_only"]["loss"]) / gold["auc_retain_only"]["loss"])
+    assert 0 <= gold["forget_quality"]["ma"]["p_value"] <= 1 and 0 <= gold["forget_quality"]["loss"]["statistic"] <= 1
+    assert m["summary"]["attacks"]["membership"]["privleak"] == gold["privleak_best"]["value"]
+    assert "Against the retain-only model" in (unlearned / "summary.md").read_text()
+    assert "PrivLeak" in " ".join(result.output.split())
 
 
 def test_console_script_help_lists_commands():

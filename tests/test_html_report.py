@@ -82,6 +82,10 @@ def test_report_html_renders_in_headless_chromium_with_its_plots(sga_run, tmp_pa
     decoded = int(re.search(r'data-images-decoded="(\d+)"', body).group(1))
     assert images >= 3 and decoded == images  # histogram, trace and ROC plots all decoded by the browser
     assert "<table>" in dom and "c(D_f) calibrated, high side" in dom and "Guardrails" in dom
+    # the attack either way, with its interval, and the two-sided verdicts are rendered
+    assert "AUC either way" in dom and re.search(r"\d\.\d{4} \[\d\.\d\d, \d\.\d\d\]", dom)
+    for guardrail in ("over-unlearned", "still extractable", "utility collapse: perplexity"):
+        assert re.search(rf"<td>{guardrail}</td>\s*<td class=\"(pass|warn|fail)\">", dom), guardrail
 
 
 def test_compare_collects_runs_into_one_table_and_figure(sga_run, tmp_path):

@@ -83,6 +83,11 @@ def test_tofu_cli_runs_end_to_end_and_reuses_the_fine_tuned_models(shared_data, 
     page = (run_dir / "report.html").read_text()
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) == 3
     assert "retain regression: retain authors" in page
+    assert "either way" in page and re.search(r"<td>over-unlearned</td>\s*<td class=\"(pass|warn|fail)\">", page)
+    aucs = {k: v["auc"] for k, v in metrics["attacks"]["membership"].items()}
+    leak = metrics["summary"]["attacks"]["membership"]["privleak"]
+    assert leak == pytest.approx((aucs["unlearned"] - aucs["retain-only"]) / aucs["retain-only"])
+    assert f"PrivLeak against the retain-only model {leak:+.3f}" in page
     models = metrics["models_dir"]
     stamp = (tmp_path / "tofu-models").rglob("finetune.json")
     before = {p: p.stat().st_mtime_ns for p in stamp}

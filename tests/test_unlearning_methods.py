@@ -208,3 +208,32 @@ def test_lora_sga_changes_only_the_adapter(setup):
     for name, value in model.base_model.model.state_dict().items():
         if "lora_" not in name and "base_layer" not in name:
             assert torch.equal(value, base[name]), name
+
+
+def test_match_targets_and_flip_term_by_hand():
+    from obliviate.methods.match import flip_term, quantile_targets
+
+    # ranked 2nd, 0th, 1st -> the reference's quantiles (i + 0.5) / 3 of [10, 20, 30, 40], order kept
+    assert quantile_targets(np.array([3.0, 1.0, 2.0]), np.array([10.0, 20.0, 30.0, 40.0])).tolist() == [35, 15, 25]
+    margins = torch.tensor([[2.0, 0.5, -1.0, 3.0], [-0.2, -2.0, 1.0, 0.1]])
+    # row 0 has 2 matches too many: its two matched tokens of smallest margin (0.5, 2.0) are pushed 1 below:
+    # (1.5 + 3.0) / 2; row 1 has 1 too few: its miss closest to matching (-0.2) is pushed 1 above: 1.2
+    out = flip_term(margins, torch.ones(2, 4, dtype=torch.bool), torch.tensor([2, -1]), 1.0)
+    assert out.tolist() == pytest.approx([2.25, 1.2])
+    assert flip_term(margins, torch.ones(2, 4, dtype=torch.bool), torch.tensor([0, 0]), 1.0).tolist() == [0, 0]
+
+
+def test_match_moves_every_sequence_into_the_never_seen_band_and_stops_there(setup):
+    loaded, windows, thresholds = setup
+    tok = loaded.tokenizer
+    unseen = [tok(t).input_ids[:48] for t in UNSEEN_TEXTS]
+    engine, m, loop = _run(setup, "match", max_steps=60)
+    m.calibrate(engine, windows, unseen)
+    result = loop.run()
+    assert result.stop_reason == "stop rule 'never-seen match' met", result.stop_reason
+    final = engine.score(engine.unwrapped, windows, 8)
+    assert ((final["ma"] >= thresholds.lower) & (final["ma"] <= thresholds.upper)).all()  # c(D_f) 0/0
+    assert np.abs(final["loss"] - m.targets).max() <= m.tol + 1e-6  # each at its own never-seen loss quantile
+    reference_loss = engine.score(loaded.model, unseen, 8)["loss"]
+    assert sorted(m.targets) == pytest.approx(np.quantile(reference_loss, (np.arange(4) + 0.5) / 4))
+    assert any(r["terms"]["flip"] > 0 for r in result.trace if "terms" in r)

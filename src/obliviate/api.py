@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -131,9 +132,12 @@ def run_memorization(cfg: MemorizationRunConfig, *, model: Any = None, sequences
     """Score a model on a sequence set against never-seen reference text; returns (run dir, metrics)."""
     from obliviate.benchmarks.memorization_run import sequences_from
     from obliviate.evaluation.audit_report import write_memorization_report
+    from obliviate.guardrails import audit_verdicts
+    from obliviate.io import write_json_atomic
     from obliviate.metrics.audit import audit_memorization, check_reference
     from obliviate.models import load_model
     from obliviate.models.loading import check_model
+    from obliviate.reports.html import write_html_report
 
     target = sequences_from(sequences, "sequences") if sequences is not None else resolve_sequences(cfg.sequences,
                                                                                                      cfg.limit)
@@ -152,6 +156,9 @@ def run_memorization(cfg: MemorizationRunConfig, *, model: Any = None, sequences
         result = audit_memorization(loaded, target, reference_set, cfg.scoring, progress=cfg.progress)
         header = {"model": cfg.model.model, "sequences": cfg.sequences, "reference": cfg.reference or "builtin:fresh"}
         metrics = write_memorization_report(run_dir, result, header)
+        metrics["guardrails"] = [asdict(v) for v in audit_verdicts(metrics)]
+        write_json_atomic(run_dir / "metrics.json", metrics)
+        write_html_report(run_dir)  # report.md / report.html: the summary and the guardrail verdicts
         log.info("wrote %s", run_dir)
     return run_dir, metrics
 

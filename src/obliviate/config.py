@@ -40,6 +40,10 @@ class ScoringConfig(_Strict):
     k_sigma: float = Field(2.0, gt=0, description="calibrated outlier band: unseen mean +- k * std")
     fixed_low: float = Field(0.15, description="fixed outlier rule: MA <= fixed_low")
     fixed_high: float = Field(0.60, description="fixed outlier rule: MA >= fixed_high")
+    bootstrap: int = Field(
+        1000, ge=0, description="bootstrap resamples for the intervals of band edges, c(D_f), AUCs (0: off)"
+    )
+    confidence: float = Field(0.95, gt=0, lt=1, description="confidence level of the bootstrap intervals")
     seed: Seed = 0
 
     @field_validator("el_n")
@@ -117,6 +121,26 @@ class TrainingConfig(_Strict):
     seed: Seed = 0
 
 
+class GuardrailConfig(_Strict):
+    """Thresholds of the guardrail verdicts (warn / fail) every run's metrics.json and report carry."""
+
+    membership_auc_warn: float = Field(0.60, ge=0.5, le=1, description="an attack's AUC either way from which it warns")
+    membership_auc_fail: float = Field(0.70, ge=0.5, le=1, description="an attack's AUC either way from which it fails")
+    outliers_fail: int = Field(0, ge=0, description="fail when more forget sequences than this lie outside the band")
+    perplexity_warn: float = Field(1.5, gt=1, description="held-out perplexity ratio after / before that warns")
+    perplexity_fail: float = Field(3.0, gt=1, description="held-out perplexity ratio after / before that fails")
+    accuracy_drop_warn: float = Field(5.0, ge=0, description="zero-shot accuracy points lost that warn")
+    accuracy_drop_fail: float = Field(15.0, ge=0, description="zero-shot accuracy points lost that fail")
+    model_utility_drop_warn: float = Field(0.1, ge=0, le=1, description="TOFU model utility share lost that warns")
+    model_utility_drop_fail: float = Field(0.3, ge=0, le=1, description="TOFU model utility share lost that fails")
+    retained_warn: float = Field(
+        0.9, ge=0, le=1, description="share of a retention set's accuracy kept below which it warns"
+    )
+    retained_fail: float = Field(0.7, ge=0, le=1, description="share kept below which it fails")
+    gibberish_warn: float = Field(0.1, ge=0, le=1, description="share of self-repeating replies that warns")
+    gibberish_fail: float = Field(0.3, ge=0, le=1, description="share of self-repeating replies that fails")
+
+
 class UtilityConfig(_Strict):
     data_dir: str | None = Field(None, description="folder of zero-shot multiple-choice files (e.g. piqa.jsonl)")
     benchmarks: list[str] = Field(default_factory=lambda: ["piqa", "arc_easy"], description="file stems to run")
@@ -151,6 +175,11 @@ class UnlearnConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     scoring: TrainingScoringConfig = Field(default_factory=TrainingScoringConfig)
     utility: UtilityConfig = Field(default_factory=UtilityConfig)
+    retain_only_model: str | None = Field(
+        None,
+        description="a model trained without the forget set (a testbed's retain_only/): PrivLeak and KS forget "
+        "quality against it",
+    )
     resume: str | None = Field(None, description="checkpoint directory of an earlier run to continue from")
     save_model: bool = Field(True, description="write the unlearned model (or adapter) into the run directory")
     output_dir: str = "runs"

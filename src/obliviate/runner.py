@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, model_va
 from obliviate._version import __version__
 from obliviate.benchmarks import BENCHMARKS
 from obliviate.benchmarks.spec import BenchmarkConfig, RunContext
-from obliviate.config import ModelConfig, Seed, _Strict, validation_problems
+from obliviate.config import GuardrailConfig, ModelConfig, Seed, _Strict, validation_problems
 from obliviate.core.rundir import TrackedRun
 from obliviate.errors import ConfigError, DataError
 from obliviate.guardrails import guardrails
@@ -44,6 +44,7 @@ class RunConfig(_Strict):
     limit: int | None = Field(None, ge=1, description="use only the first N items of each set")
     seed: Seed = Field(0, description="seed of every random choice (training order, sampling, attacks)")
     save_model: bool = Field(True, description="write the unlearned model into the run directory")
+    guardrails: GuardrailConfig = Field(default_factory=GuardrailConfig, description="guardrail verdict thresholds")
     output_dir: str = Field("runs", description="folder in which the new run directory is created")
     progress: bool = True
 
@@ -193,7 +194,7 @@ def run(cfg: RunConfig, inputs: dict[str, Any] | None = None) -> RunResult:
             "summary": bench.summarize(metrics) if bench.summarize else {}, **metrics,
         }  # fmt: skip
         metrics["summary"].setdefault("timings", {})["wall_seconds"] = time.perf_counter() - started
-        metrics["guardrails"] = [asdict(v) for v in guardrails(run_dir, metrics)]
+        metrics["guardrails"] = [asdict(v) for v in guardrails(run_dir, metrics, cfg.guardrails)]
         write_json_atomic(run_dir / "metrics.json", metrics)
         log.info("wrote %s", run_dir)
     return RunResult(run_dir, metrics, inputs.get("unlearned_model"))

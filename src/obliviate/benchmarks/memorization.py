@@ -56,6 +56,8 @@ def build_stepwise(ctx: RunContext, cfg: UnlearnConfig, thresholds, retain_windo
     if "gamma" in type(method_cfg).model_fields and method_cfg.gamma is None and cfg.gamma_value() is not None:
         method_cfg = method_cfg.model_copy(update={"gamma": cfg.gamma_value()})  # the paper preset / mean rule
     if spec.stepwise is not None:
+        if "retain_weight" in type(method_cfg).model_fields:  # a step-wise method with a retain term (match)
+            return spec.stepwise(method_cfg, cfg.stop_rule(), thresholds, retain_windows=retain_windows)
         return spec.stepwise(method_cfg, cfg.stop_rule(), thresholds)
     return ObjectiveOnSequences(spec.objective(method_cfg), cfg.stop_rule(), thresholds, retain_windows)
 
@@ -117,15 +119,28 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     sets["forget"]["before"].update(outliers_high=number(m["outliers"]["before"]["calibrated"]["high"]),
                                     outliers_low=number(m["outliers"]["before"]["calibrated"]["low"]))  # fmt: skip
     per_sample = {"forget": paired(m["before"]["target"]["per_sample"], m["after"]["target"]["per_sample"])}
-    membership = {"auc": m["after"]["miau_best"]["auc"], "auc_before": m["before"]["miau_best"]["auc"],
-                  "auc_either": m["after"]["miau_best"]["auc_either"],
-                  "auc_either_before": m["before"]["miau_best"]["auc_either"]}  # fmt: skip
+    best, best_before = m["after"]["miau_best"], m["before"]["miau_best"]
+    membership = {"auc": best["auc"], "auc_before": best_before["auc"], "auc_either": best["auc_either"],
+                  "auc_either_before": best_before["auc_either"], "auc_min": best.get("auc_min"),
+                  "auc_max": best.get("auc_max")}  # fmt: skip
+    gold = m.get("gold_standard")
+    if gold:
+        membership["privleak"] = gold["privleak_best"]["value"]
+        membership["ks_p_ma"] = gold["forget_quality"]["ma"]["p_value"]
     return summary(sets=sets, per_sample=per_sample, attacks={"membership": membership}, utility=m.get("utility"),
                    steps=m.get("steps"), unlearning_seconds=m.get("seconds_unlearning"))  # fmt: skip
+
+
+STOP_SETTINGS = frozenset({"stop", "tau", "preset"})
+
+
+def applies(key: str, method: MethodSpec) -> bool:
+    """A method with its own stop rule (match) reads none of the stop rule settings."""
+    return not (method.own_stop and key in STOP_SETTINGS)
 
 
 register(BenchmarkSpec(
     "memorization", "sequences to forget + never-seen reference: MA/EL/ES per sequence, c(D_f), MIAU, utility",
     MemorizationConfig, default_forget="builtin:famous", support=support, run=run, prepare=prepare,
-    summarize=summarize,
+    summarize=summarize, applies=applies,
 ))  # fmt: skip

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from obliviate.io import write_json_atomic, write_text_atomic
 from obliviate.metrics.audit import MemorizationAudit
 from obliviate.metrics.reference import calibrated_outlier_count
-from obliviate.render.markdown import markdown_table
+from obliviate.render.markdown import interval, markdown_table
 from obliviate.render.plots import plot_memorization_histogram, plot_roc_curves, plot_unlearning_trace
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ def unlearning_metrics(
     thresholds: Thresholds,
     utility: dict[str, Any],
     model_path: Path | None,
+    gold: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     b, a = before.to_dict(), after.to_dict()
     start_ref = before.reference_stats("ma")
@@ -33,7 +34,7 @@ def unlearning_metrics(
         "model": cfg.model.model,
         "method": cfg.method,
         "preset": cfg.preset,
-        "stop_rule": cfg.stop_rule(),
+        "stop_rule": result.rule or cfg.stop_rule(),
         "forget": cfg.forget,
         "reference": cfg.reference or "builtin:fresh",
         "steps": result.steps,
@@ -51,6 +52,7 @@ def unlearning_metrics(
         },
         "miau": a["miau"],
         "utility": utility,
+        **({"gold_standard": gold} if gold else {}),
     }
 
 
@@ -67,7 +69,29 @@ def _headline(value: Any) -> Any:
 
 def _best(best: dict[str, Any]) -> str:
     """The strongest membership score, either way: 'members lower' is the over-unlearning signature."""
-    return f"{best['auc_either']:.4f} ({best['score']}, members {best['direction']})"
+    either = f"{best['auc_either']:.4f}{interval(best.get('auc_either_ci'))}"
+    return f"{either} ({best['score']}, members {best['direction']})"
+
+
+def _count(outliers: dict[str, Any], side: str) -> str:
+    """A calibrated count with the 95% interval it has over resamples of the never-seen set."""
+    interval = (outliers.get("intervals") or {}).get(side)
+    return f"{outliers[side]}" + (f" [{interval[0]:.0f}, {interval[1]:.0f}]" if interval else "")
+
+
+def gold_section(gold: dict[str, Any] | None) -> str:
+    """Markdown: PrivLeak per attack score and the KS forget quality against the retain-only model."""
+    if not gold:
+        return ""
+    rows = [[name, gold["auc_retain_only"][name], value] for name, value in gold["privleak"].items()]
+    quality = gold["forget_quality"]
+    return (f"## Against the retain-only model (`{gold['model']}`)\n\nPrivLeak = (AUC unlearned - AUC retain-only) / "
+            "AUC retain-only on the same members and never-seen text (0: as if never trained on; strongly negative: "
+            "over-unlearned; positive: leaks).\n\n"
+            + markdown_table(["attack score", "AUC retain-only", "PrivLeak"], rows)
+            + f"\nKS forget quality (forget set under the unlearned vs the retain-only model): MA p = "
+            f"{quality['ma']['p_value']:.4g} (D {quality['ma']['statistic']:.3f}), loss p = "
+            f"{quality['loss']['p_value']:.4g} (D {quality['loss']['statistic']:.3f}).\n\n")  # fmt: skip
 
 
 def write_unlearning_report(run_dir: Path, cfg: UnlearnConfig, **parts: Any) -> dict[str, Any]:
@@ -89,6 +113,7 @@ def write_unlearning_report(run_dir: Path, cfg: UnlearnConfig, **parts: Any) -> 
         plot_unlearning_trace(run_dir / "trace.png", result.trace, band, f"{cfg.method.upper()}: MA per step")
     plot_roc_curves(run_dir / "miau_roc.png", after.miau(), title="MIAU after unlearning")
     b, a = metrics["before"], metrics["after"]
+    edges = b["outliers"]["calibrated"].get("intervals") or {}
     rows = [
         _row("forget mean MA", b["target"]["aggregate"]["ma"]["mean"], a["target"]["aggregate"]["ma"]["mean"]),
         _row("forget std MA", b["target"]["aggregate"]["ma"]["std"], a["target"]["aggregate"]["ma"]["std"]),
@@ -97,15 +122,13 @@ def write_unlearning_report(run_dir: Path, cfg: UnlearnConfig, **parts: Any) -> 
             "never-seen mean MA", b["reference"]["aggregate"]["ma"]["mean"], a["reference"]["aggregate"]["ma"]["mean"]
         ),
     ]
+    start_band = metrics["outliers"]["after_vs_start_band"]
     for side in ("high", "low"):
-        for definition in ("calibrated", "fixed"):
-            rows.append(
-                _row(
-                    f"c(D_f) {definition}, {side} side",
-                    b["outliers"][definition][side],
-                    a["outliers"][definition][side],
-                )
-            )
+        rows.append(_row(f"c(D_f) calibrated, {side} side (start band)", _count(b["outliers"]["calibrated"], side),
+                         start_band[side]))  # fmt: skip
+        rows.append(_row(f"c(D_f) calibrated, {side} side (band re-scored)", _count(b["outliers"]["calibrated"], side),
+                         _count(a["outliers"]["calibrated"], side)))  # fmt: skip
+        rows.append(_row(f"c(D_f) fixed, {side} side", b["outliers"]["fixed"][side], a["outliers"]["fixed"][side]))
     rows.append(_row("MIAU best AUC either way", _best(b["miau_best"]), _best(a["miau_best"])))
     utility = metrics["utility"]
     for key in utility.get("after") or {}:
@@ -115,7 +138,9 @@ def write_unlearning_report(run_dir: Path, cfg: UnlearnConfig, **parts: Any) -> 
     text = (
         f"# Unlearning run: {cfg.method.upper()}\n\n- model: `{cfg.model.model}`\n- forget: `{cfg.forget}` "
         f"({len(before.target.ids)} sequences); never-seen reference: `{metrics['reference']}`\n"
-        f"- stop rule: `{metrics['stop_rule']}` (tau {thresholds.tau:.4f}, band [{band[0]:.4f}, {band[1]:.4f}])\n"
+        f"- stop rule: `{metrics['stop_rule']}` (tau {thresholds.tau:.4f}, band [{band[0]:.4f}, {band[1]:.4f}] "
+        f"from {len(before.reference.ids)} never-seen sequences; 95% intervals of its edges:"
+        f"{interval(edges.get('lower'))},{interval(edges.get('upper'))})\n"
         f"- optimizer steps: {result.steps}; stopped: {result.stop_reason}\n"
         f"- unlearned model: `{metrics['unlearned_model']}`\n\n## Before and after\n\n"
         + markdown_table(["metric", "before", "after"], rows)
@@ -123,11 +148,13 @@ def write_unlearning_report(run_dir: Path, cfg: UnlearnConfig, **parts: Any) -> 
         + ("![MA per step](trace.png)\n\n" if result.trace else "")
         + "## MIAU after unlearning\n\n"
         + markdown_table(
-            ["attack score", "ROC-AUC", "AUC either way", "members score", "TPR @ 1% FPR", "TPR @ 5% FPR"],
-            [[n, s["auc"], s["auc_either"], s["direction"], s["tpr_at_1pct_fpr_either"], s["tpr_at_5pct_fpr_either"]]
-             for n, s in metrics["miau"].items()],
+            ["attack score", "ROC-AUC", "AUC either way [95% CI]", "members score", "TPR @ 1% FPR", "TPR @ 5% FPR"],
+            [[n, s["auc"], f"{s['auc_either']:.4f}{interval(s.get('auc_either_ci'), 2)}", s["direction"],
+              s["tpr_at_1pct_fpr_either"], s["tpr_at_5pct_fpr_either"]] for n, s in metrics["miau"].items()],
         )
-        + "\n![MIAU ROC](miau_roc.png)\n"
+        + f"\nIntervals: percentile bootstrap ({cfg.scoring.bootstrap} resamples; AUCs resample members and "
+        "non-members, band edges and counts resample the never-seen set).\n\n![MIAU ROC](miau_roc.png)\n\n"
+        + gold_section(metrics.get("gold_standard"))
     )
     write_text_atomic(run_dir / "summary.md", text)
     return metrics

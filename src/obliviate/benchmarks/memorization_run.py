@@ -19,7 +19,7 @@ from obliviate.data.resolve import reference_for, resolve_sequences
 from obliviate.errors import ConfigError
 from obliviate.evaluation import evaluate_utility
 from obliviate.methods.rules import Thresholds
-from obliviate.metrics.audit import audit_memorization, check_reference
+from obliviate.metrics.audit import MemorizationAudit, against_retain_only, audit_memorization, check_reference
 from obliviate.metrics.reference import ReferenceStats
 from obliviate.metrics.tokens import encode_windows
 from obliviate.models import LoadedModel, load_model
@@ -80,7 +80,8 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
     if state.is_main_process:
         before = audit_memorization(loaded, forget, reference, cfg.scoring, progress=cfg.progress)
         if cfg.utility.before:
-            utility_before = evaluate_utility(loaded, cfg.utility, reference_windows, progress=cfg.progress)
+            utility_before = evaluate_utility(loaded, cfg.utility, reference_windows, progress=cfg.progress,
+                                              text_nll=before.reference.values["loss"])  # fmt: skip
     shared = [before.reference.values["ma"].tolist() if before else None]
     if state.num_processes > 1:
         broadcast_object_list(shared)
@@ -96,6 +97,8 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
         checkpoint_every=cfg.training.checkpoint_every, run_dir=ctx.run_dir, progress=cfg.progress,
         fingerprint=run_fingerprint(ctx, cfg),
     )  # fmt: skip
+    # per-sequence targets from never-seen text, on the starting model (a resume then restores the saved ones)
+    method.calibrate(engine, windows, reference_windows, tokenizer=loaded.tokenizer)
     if cfg.resume:
         loop.resume_from(cfg.resume)
         loop.write_trace_so_far()
@@ -109,14 +112,27 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
     unlearned = LoadedModel(result_model, loaded.tokenizer, loaded.spec)
     with torch.no_grad():
         after = audit_memorization(unlearned, forget, reference, cfg.scoring, progress=cfg.progress)
-        utility_after = evaluate_utility(unlearned, cfg.utility, reference_windows, progress=cfg.progress)
+        utility_after = evaluate_utility(unlearned, cfg.utility, reference_windows, progress=cfg.progress,
+                                         text_nll=after.reference.values["loss"])  # fmt: skip
+        gold = _against_retain_only(cfg, loaded, forget, reference, after)
     run_dir = ctx.run_dir
     assert run_dir is not None
     model_path = save_trained(unlearned, run_dir) if cfg.save_model else None
     metrics = write_unlearning_report(
         run_dir, cfg, before=before, after=after, result=result, thresholds=thresholds,
-        utility={"before": utility_before, "after": utility_after}, model_path=model_path,
+        utility={"before": utility_before, "after": utility_after}, model_path=model_path, gold=gold,
     )  # fmt: skip
     ctx.inputs["unlearned_model"] = unlearned
     leave_process_group(state)
     return metrics
+
+
+def _against_retain_only(cfg: UnlearnConfig, loaded: LoadedModel, forget: SequenceSet, reference: SequenceSet,
+                         after: MemorizationAudit) -> dict[str, Any] | None:  # fmt: skip
+    """PrivLeak and KS forget quality against ``cfg.retain_only_model`` (None without one)."""
+    if not cfg.retain_only_model:
+        return None
+    gold_model = load_model(cfg.retain_only_model, device=str(loaded.model.device), dtype=cfg.model.dtype,
+                            trust_remote_code=cfg.model.trust_remote_code)  # fmt: skip
+    gold = audit_memorization(gold_model, forget, reference, cfg.scoring, progress=cfg.progress)
+    return against_retain_only(after, gold, cfg.retain_only_model)

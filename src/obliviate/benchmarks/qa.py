@@ -43,6 +43,8 @@ STEPWISE_ONLY, OBJECTIVE_ONLY = frozenset({"stop", "max_steps", "k_sigma"}), fro
 
 def applies(key: str, method: MethodSpec) -> bool:
     """Step-wise methods (sga / ta / tau) stop on a rule within max_steps; the others train for epochs."""
+    if method.own_stop and key == "stop":
+        return False  # match stops on its own rule
     return key not in (OBJECTIVE_ONLY if method.objective is None else STEPWISE_ONLY)
 
 

@@ -205,5 +205,7 @@ def qa_summary(metrics: dict[str, Any]) -> str:
                   f"recovery {rec}.", ""]  # fmt: skip
     m = metrics["attacks"].get("membership")
     if m:
-        lines += ["## Membership attack (loss)", "", f"AUC {m['auc']:.3f} (forget facts vs never-trained facts).", ""]
+        either, way = max(m["auc"], 1 - m["auc"]), "higher" if m["auc"] >= 0.5 else "lower"
+        lines += ["## Membership attack (loss)", "", f"AUC {m['auc']:.3f}, AUC either way {either:.3f} (members "
+                  f"{way}; forget facts vs never-trained facts).", ""]  # fmt: skip
     return "\n".join(lines)

@@ -36,6 +36,7 @@ def unlearn_stepwise_qa(ctx: RunContext, model: torch.nn.Module, tokenizer: PreT
     reference = engine.score_ma(engine.unwrapped, ref_windows, 8, ref_masks)
     thresholds = Thresholds.from_reference(ReferenceStats.from_values(reference.tolist()), b.k_sigma)
     method = ctx.method_spec.stepwise(ctx.method, b.stop, thresholds)
+    method.calibrate(engine, windows, ref_windows, masks, ref_masks)
     loop = UnlearningLoop(engine, method, windows, list(forget.ids), rule=b.stop, thresholds=thresholds,
                           max_steps=b.max_steps, progress=ctx.progress, masks=masks)  # fmt: skip
     result = loop.run()

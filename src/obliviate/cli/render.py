@@ -9,6 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from obliviate.cli.common import console
+from obliviate.render.markdown import interval
 
 
 def print_run(run_dir: Path | None, metrics: dict[str, Any]) -> None:
@@ -18,7 +19,20 @@ def print_run(run_dir: Path | None, metrics: dict[str, Any]) -> None:
     printer = {"memorization": print_memorization_run, "associations": print_associations_run, "qa": print_qa_run,
                "tofu": print_tofu_run}[metrics.get("benchmark", "memorization")]  # fmt: skip
     printer(metrics)
+    print_guardrails(metrics)
     console.print(f"\nRun directory: {run_dir} (report.html, summary.md, metrics.json)")
+
+
+def print_guardrails(metrics: dict[str, Any]) -> None:
+    verdicts = metrics.get("guardrails") or []
+    if not verdicts:
+        return
+    table = Table(title="Guardrails")
+    for column in ("guardrail", "verdict", "detail"):
+        table.add_column(column)
+    for v in verdicts:
+        table.add_row(v["guardrail"], v["verdict"].upper(), v["detail"])
+    console.print(table)
 
 
 def print_associations_run(metrics: dict[str, Any]) -> None:
@@ -68,13 +82,29 @@ def print_memorization_run(metrics: dict[str, Any]) -> None:
     console.print(table)
     low, high = metrics["thresholds"]["band"]
     b, a = metrics["outliers"]["before"]["calibrated"], metrics["outliers"]["after_vs_start_band"]
+    rescored = metrics["outliers"]["after"]["calibrated"]
+    edges = b.get("intervals") or {}
     best = metrics["after"]["miau_best"]
+    n_ref = metrics["before"]["reference"]["distribution"]["ma"]["n"]
     console.print(
-        f"{metrics['steps']} steps ({metrics['stop_reason']}); unseen band [{low:.4f}, {high:.4f}]; "
-        f"c(D_f) calibrated high/low: before {b['high']}/{b['low']}, after {a['high']}/{a['low']}; "
-        f"MIAU best AUC either way after {best['auc_either']:.4f} ({best['score']}, members {best['direction']} "
-        "than never-seen)"
+        f"{metrics['steps']} steps ({metrics['stop_reason']}); never-seen band [{low:.4f}, {high:.4f}] from {n_ref} "
+        f"passages (95% intervals of its edges:{interval(edges.get('lower'))},{interval(edges.get('upper'))}); "
+        "c(D_f) "
+        f"calibrated high/low: before {b['high']}/{b['low']}, after {a['high']}/{a['low']} (start band), "
+        f"{rescored['high']}/{rescored['low']} (band re-scored after)"
     )
+    console.print(
+        f"MIAU best AUC either way after {best['auc_either']:.4f}{interval(best.get('auc_either_ci'))} "
+        f"({best['score']}, members {best['direction']} than never-seen); raw AUCs from {best['auc_min']:.4f} to "
+        f"{best['auc_max']:.4f}"
+    )
+    gold = metrics.get("gold_standard")
+    if gold:
+        leak, quality = gold["privleak_best"], gold["forget_quality"]
+        console.print(
+            f"Against the retain-only model: PrivLeak {leak['value']:+.3f} ({leak['score']}); KS forget quality "
+            f"p = {quality['ma']['p_value']:.3g} (MA), {quality['loss']['p_value']:.3g} (loss)"
+        )
     for key, value in (metrics["utility"].get("after") or {}).items():
         if key == "fluency":
             if value.get("n"):
@@ -109,7 +139,8 @@ def print_audit(metrics: dict[str, Any]) -> None:
     for column in ("score", "AUC", "AUC either way", "members", "TPR@1%FPR", "TPR@5%FPR"):
         miau.add_column(column, justify="right" if column != "score" else "left")
     for name, s in metrics["miau"].items():
-        miau.add_row(name, f"{s['auc']:.4f}", f"{s['auc_either']:.4f}", s["direction"],
+        either = f"{s['auc_either']:.4f}{interval(s.get('auc_either_ci'), 2)}"
+        miau.add_row(name, f"{s['auc']:.4f}", either, s["direction"],
                      f"{s['tpr_at_1pct_fpr_either']:.4f}", f"{s['tpr_at_5pct_fpr_either']:.4f}")
     console.print(miau)
 

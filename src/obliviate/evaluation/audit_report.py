@@ -7,7 +7,7 @@ from typing import Any
 
 from obliviate.io import write_json_atomic, write_text_atomic
 from obliviate.metrics.audit import MemorizationAudit
-from obliviate.render.markdown import markdown_table
+from obliviate.render.markdown import interval, markdown_table
 from obliviate.render.plots import plot_memorization_histogram, plot_roc_curves
 
 
@@ -46,14 +46,28 @@ def audit_tables(audit: MemorizationAudit, metrics: dict[str, Any]) -> str:
                 calibrated["high"],
                 calibrated["total"],
             ],
+            *_interval_row(calibrated),
         ],
     )
     text += "\n## MIAU: target members vs never-seen non-members\n\n" + markdown_table(
-        ["attack score", "ROC-AUC", "AUC either way", "members score", "TPR @ 1% FPR", "TPR @ 5% FPR"],
-        [[name, s["auc"], s["auc_either"], s["direction"], s["tpr_at_1pct_fpr_either"],
-          s["tpr_at_5pct_fpr_either"]] for name, s in metrics["miau"].items()],
+        ["attack score", "ROC-AUC", "AUC either way [95% CI]", "members score", "TPR @ 1% FPR", "TPR @ 5% FPR"],
+        [[name, s["auc"], f"{s['auc_either']:.4f}" + interval(s.get("auc_either_ci"), 2), s["direction"],
+          s["tpr_at_1pct_fpr_either"], s["tpr_at_5pct_fpr_either"]] for name, s in metrics["miau"].items()],
     )
+    if audit.cfg.bootstrap:
+        text += (f"\nIntervals: percentile bootstrap, {audit.cfg.bootstrap} resamples (AUCs: members and non-members "
+                 "resampled apart; band edges and counts: the never-seen set resampled).\n")  # fmt: skip
     return text
+
+
+def _interval_row(calibrated: dict[str, Any]) -> list[list[Any]]:
+    """The calibrated counts' 95% intervals and the band edges' (none without bootstrap)."""
+    iv = calibrated.get("intervals")
+    if not iv:
+        return []
+    return [[f"95% interval (band edges [{iv['lower'][0]:.4f}, {iv['lower'][1]:.4f}] / [{iv['upper'][0]:.4f}, "
+             f"{iv['upper'][1]:.4f}])", f"{iv['low'][0]:.0f}-{iv['low'][1]:.0f}", f"{iv['high'][0]:.0f}-"
+             f"{iv['high'][1]:.0f}", ""]]  # fmt: skip
 
 
 def write_memorization_report(run_dir: Path, audit: MemorizationAudit, header: dict[str, Any]) -> dict[str, Any]:

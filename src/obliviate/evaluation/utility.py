@@ -150,12 +150,18 @@ def fluency(loaded: LoadedModel, windows: list[list[int]], prompts: int = 8, pro
 
 
 def evaluate_utility(
-    loaded: LoadedModel, cfg: UtilityConfig, text_windows: list[list[int]] | None = None, *, progress: bool = False
+    loaded: LoadedModel, cfg: UtilityConfig, text_windows: list[list[int]] | None = None, *, progress: bool = False,
+    text_nll: Any = None,
 ) -> dict[str, Any]:
-    """Zero-shot accuracy on each configured benchmark file and perplexity on ``text_windows``."""
+    """Zero-shot accuracy on each configured benchmark file and perplexity on ``text_windows`` (from
+    ``text_nll``, each window's mean NLL under this model, when an audit has already scored them)."""
     out: dict[str, Any] = {}
     if cfg.perplexity and text_windows:
-        out["perplexity"] = perplexity(loaded, text_windows, cfg.batch_size)
+        if text_nll is not None:
+            counts = np.array([len(w) - 1 for w in text_windows], dtype=float)
+            out["perplexity"] = math.exp(float((np.asarray(text_nll, dtype=float) * counts).sum() / counts.sum()))
+        else:
+            out["perplexity"] = perplexity(loaded, text_windows, cfg.batch_size)
     if cfg.fluency_prompts and text_windows:
         out["fluency"] = fluency(loaded, text_windows, cfg.fluency_prompts)
     if cfg.data_dir is None:

@@ -5,7 +5,7 @@ stop rules in :mod:`.rules`, the objective base class and batches in :mod:`.obje
 from __future__ import annotations
 
 from obliviate.config import UnlearnConfig
-from obliviate.methods import ga, graddiff, idkdpo, idknll, npo, rmu, sga, simnpo, ta, tau, unstar  # noqa: F401
+from obliviate.methods import ga, graddiff, idkdpo, idknll, match, npo, rmu, sga, simnpo, ta, tau, unstar  # noqa: F401
 from obliviate.methods.base import MemorizationMethod
 from obliviate.methods.rules import Thresholds
 from obliviate.methods.spec import METHODS, MethodConfig, MethodSpec

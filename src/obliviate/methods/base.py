@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
-from obliviate.methods.rules import StopRule, Thresholds
+from obliviate.methods.rules import StopRule, Thresholds, should_stop
 
 if TYPE_CHECKING:
     from obliviate.training.engine import Engine
@@ -24,6 +24,24 @@ class MemorizationMethod:
     def __init__(self, rule: StopRule, thresholds: Thresholds) -> None:
         self.rule, self.thresholds = rule, thresholds
         self.phase = self.name
+        # per-sequence mean NLL of the scored model, and all its per-sequence scores (ma, loss, entropy), set by
+        # the loop before each step
+        self.losses: np.ndarray | None = None
+        self.scores: dict[str, np.ndarray] = {}
+
+    def calibrate(self, engine: Engine, windows: list[list[int]], reference_windows: list[list[int]],
+                  masks: list[list[int]] | None = None, reference_masks: list[list[int]] | None = None,
+                  tokenizer: Any = None) -> None:
+        """Called once before the first step with the forget and the never-seen reference windows (the starting
+        model): a method that sets per-sequence targets from never-seen text does it here."""
+
+    @property
+    def stop_rule_name(self) -> str:
+        return self.rule
+
+    def should_stop(self, ma: np.ndarray) -> bool:
+        """True when the forget set meets the run's stop rule (a method with its own rule overrides this)."""
+        return should_stop(ma, self.rule, self.thresholds)
 
     @property
     def band_upper(self) -> float | None:

@@ -41,6 +41,7 @@ class MethodSpec:
     stepwise: Callable[..., Any] | None = None  # (config, rule, thresholds) -> MemorizationMethod
     antisample: bool = False  # UnSTAR: writes its own training data
     needs: frozenset[str] = field(default_factory=frozenset)  # data a run must provide, e.g. "alternatives"
+    own_stop: bool = False  # step-wise with its own stop rule: the benchmark's stop rule settings do not apply
 
     def make_config(self, **values: Any) -> MethodConfig:
         return self.config.model_validate({"name": self.name, **values})

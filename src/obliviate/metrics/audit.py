@@ -25,6 +25,7 @@ from obliviate.metrics.reference import (
 from obliviate.metrics.roc import roc_summary
 from obliviate.metrics.scoring import score_windows
 from obliviate.metrics.tokens import encode_windows
+from obliviate.metrics.uncertainty import auc_intervals, band_intervals, ks_forget_quality, privleak
 from obliviate.models import LoadedModel
 
 MIA_SCORES = ("mia_loss", "mia_zlib", "mia_mink", "mia_minkpp")
@@ -118,10 +119,14 @@ class MemorizationAudit:
 
     def outliers(self) -> dict[str, Any]:
         ma = self.target.values["ma"]
-        return {
-            "fixed": fixed_outlier_count(ma, self.cfg.fixed_low, self.cfg.fixed_high),
-            "calibrated": calibrated_outlier_count(ma, self.reference_stats("ma"), self.cfg.k_sigma),
-        }
+        calibrated = calibrated_outlier_count(ma, self.reference_stats("ma"), self.cfg.k_sigma)
+        if self.cfg.bootstrap:  # where the band's edges, and so the counts, could lie given the never-seen sample
+            calibrated["intervals"] = band_intervals(self.reference.values["ma"], ma, self.cfg.k_sigma,
+                                                     **self._bootstrap())  # fmt: skip
+        return {"fixed": fixed_outlier_count(ma, self.cfg.fixed_low, self.cfg.fixed_high), "calibrated": calibrated}
+
+    def _bootstrap(self) -> dict[str, Any]:
+        return {"resamples": self.cfg.bootstrap, "confidence": self.cfg.confidence, "seed": self.cfg.seed}
 
     def attack_scores(self, scores: SetScores) -> dict[str, np.ndarray]:
         """MIAU scores for one set (higher = more likely a member)."""
@@ -136,6 +141,10 @@ class MemorizationAudit:
         if self._miau is None:
             members, nonmembers = self.attack_scores(self.target), self.attack_scores(self.reference)
             self._miau = {name: roc_summary(members[name], nonmembers[name]) for name in members}
+            if self.cfg.bootstrap:
+                for name, summary in self._miau.items():
+                    ci = auc_intervals(members[name], nonmembers[name], **self._bootstrap())
+                    summary.update(auc_ci=ci["auc"], auc_either_ci=ci["auc_either"])
         return self._miau
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,18 +162,20 @@ class MemorizationAudit:
             "outliers": self.outliers(),
             "miau": {name: {k: v for k, v in s.items() if k != "curve"} for name, s in miau.items()},
             "miau_best": {"score": best, "auc": miau[best]["auc"], "auc_either": miau[best]["auc_either"],
-                          "direction": miau[best]["direction"]},
+                          "direction": miau[best]["direction"], "auc_either_ci": miau[best].get("auc_either_ci"),
+                          "auc_min": min(s["auc"] for s in miau.values()),
+                          "auc_max": max(s["auc"] for s in miau.values())},
         }
 
 
 log = logging.getLogger("obliviate")
 MIN_REFERENCE = 2  # the never-seen band needs a spread: one sequence gives a band of width 0
-FEW_REFERENCE = 8
+FEW_REFERENCE = 20  # below this, the band's edges move a lot with the sample (see the bootstrap intervals)
 
 
 def check_reference(target: SequenceSet, reference: SequenceSet) -> None:
     """The never-seen reference must be other text than the target, and enough of it for a band: a reference
-    that shares texts with the target, or holds fewer than 2 sequences, is an error; fewer than 8 a warning.
+    that shares texts with the target, or holds fewer than 2 sequences, is an error; fewer than 20 a warning.
     Called once per run on its inputs, before the run directory is made (not on every audit)."""
     seen = {" ".join(t.split()) for t in target.texts}
     shared = [sid for sid, t in zip(reference.ids, reference.texts) if " ".join(t.split()) in seen]
@@ -174,10 +185,13 @@ def check_reference(target: SequenceSet, reference: SequenceSet) -> None:
                         "set")  # fmt: skip
     if len(reference) < MIN_REFERENCE:
         raise DataError(f"the never-seen reference {reference.name!r} has {len(reference)} sequence(s); the band "
-                        f"mu +- k sigma needs at least {MIN_REFERENCE} (20 or more for a stable band)")  # fmt: skip
+                        f"mu +- k sigma needs at least {MIN_REFERENCE} ({FEW_REFERENCE} or more for a stable "
+                        "band)")  # fmt: skip
     if len(reference) < FEW_REFERENCE:
-        log.warning("the never-seen reference %r has only %d sequences: its band (mu +- k sigma) and the outlier "
-                    "counts rest on few values", reference.name, len(reference))  # fmt: skip
+        log.warning("the never-seen reference %r has only %d sequences: too few for the band mu +- k sigma it is "
+                    "asked to give (use %d or more); its edges, the outlier counts and the AUCs rest on few values - "
+                    "see their bootstrap intervals in the report",
+                    reference.name, len(reference), FEW_REFERENCE)  # fmt: skip
 
 
 def audit_memorization(
@@ -195,3 +209,22 @@ def audit_memorization(
         reference=score_set(loaded, reference, cfg, progress=progress, desc="reference"),
         cfg=cfg,
     )
+
+
+def against_retain_only(unlearned: MemorizationAudit, retain_only: MemorizationAudit, model: str) -> dict[str, Any]:
+    """The unlearned model judged against the gold standard, a model that never saw the forget set (same sets,
+    same settings): MUSE's PrivLeak for every attack score (the largest in size is the headline) and the KS
+    forget quality of the forget set's per-sequence MA and loss distributions."""
+    mine, gold = unlearned.miau(), retain_only.miau()
+    leaks = {name: privleak(mine[name]["auc"], gold[name]["auc"]) for name in mine if name in gold}
+    worst = max(leaks, key=lambda name: abs(leaks[name]))
+    return {
+        "model": model,
+        "auc_retain_only": {name: gold[name]["auc"] for name in leaks},
+        "privleak": leaks,
+        "privleak_best": {"score": worst, "value": leaks[worst]},
+        "forget_quality": {
+            metric: ks_forget_quality(unlearned.target.values[metric], retain_only.target.values[metric])
+            for metric in ("ma", "loss")
+        },
+    }

@@ -31,3 +31,8 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     ]
     lines.extend("| " + " | ".join(format_cell(c) for c in row) + " |" for row in rows)
     return "\n".join(lines) + "\n"
+
+
+def interval(values: list[float] | None, digits: int = 4) -> str:
+    """' [low, high]' for a confidence interval, '' without one."""
+    return f" [{values[0]:.{digits}f}, {values[1]:.{digits}f}]" if values else ""

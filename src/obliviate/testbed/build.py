@@ -165,3 +165,23 @@ def _write_testbed_report(run_dir: Path, cfg: TestbedConfig, audits, metrics) ->
         + "\n![MA histogram](ma_histogram.png)\n"
     )
     write_text_atomic(run_dir / "summary.md", text)
+
+
+def add_retain_only(testbed: str | Path, *, progress: bool = True) -> Path:
+    """Train the retain-only model of an existing testbed (same base model, recipe and seed, on its filler split
+    alone, without the forget set) into ``TESTBED/retain_only``; returns that path. Refuses to overwrite one."""
+    import yaml
+
+    root = Path(testbed)
+    out = root / "retain_only"
+    if out.exists():
+        raise FileExistsError(f"{out} exists already; it is the retain-only model of this testbed")
+    cfg = TestbedConfig.model_validate(yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8")))
+    cfg = cfg.model_copy(update={"progress": progress})
+    retain = _load(cfg)
+    filler = load_sequences(root / "splits" / "filler.jsonl")
+    windows = encode_windows(retain.tokenizer, filler.texts, cfg.tokens, ids=filler.ids)
+    training = _train(cfg, retain, injection_order([], [], windows, cfg.seed), "retain-only model")
+    save_model(retain, out)
+    log.info("retain-only model: %d steps on %d filler sequences, written to %s", training["steps"], len(windows), out)
+    return out

@@ -91,6 +91,16 @@ def _attack_lines(attacks: dict[str, Any], forget_probability_after: float) -> l
                   + f"; {QUANTIZATION_NOTE})."]  # fmt: skip
     if attacks["membership"]:
         lines += ["- Membership (loss attack, forget authors vs never-trained authors): AUC "
-                  + ", ".join(f"{k} {v['auc']:.3f}" for k, v in attacks["membership"].items())
-                  + " (0.5: cannot tell them apart).", "", "![membership ROC](membership_roc.png)"]  # fmt: skip
+                  + ", ".join(f"{k} {v['auc']:.3f} (either way {max(v['auc'], 1 - v['auc']):.3f}, members "
+                              f"{'higher' if v['auc'] >= 0.5 else 'lower'})" for k, v in attacks["membership"].items())
+                  + " (0.5: cannot tell them apart)" + _privleak(attacks["membership"]) + ".", "",
+                  "![membership ROC](membership_roc.png)"]  # fmt: skip
     return lines
+
+
+def _privleak(membership: dict[str, Any]) -> str:
+    """'; PrivLeak ...' of the unlearned model against the retain-only one, when both were attacked."""
+    mine, gold = (membership.get(k, {}).get("auc") for k in ("unlearned", "retain-only"))
+    if not (mine is not None and gold):
+        return ""
+    return f"; PrivLeak against the retain-only model {(mine - gold) / gold:+.3f} (0: as if never trained on)"

@@ -96,28 +96,37 @@ class Engine:
         """Forget Adam's moment estimates (TAU's optional reset at the switch)."""
         self.optimizer.optimizer.state.clear()
 
-    @torch.no_grad()
     def score_ma(self, model: torch.nn.Module, windows: list[list[int]], batch_size: int,
                  masks: list[list[int]] | None = None) -> np.ndarray:  # fmt: skip
         """Per-sequence MA of ``model`` on ``windows``; each process scores a shard, all get every value.
         ``masks[i][t]`` = 1 counts token t of window i (e.g. an answer's tokens only: answer-token MA)."""
+        return self.score(model, windows, batch_size, masks, loss=False)["ma"]
+
+    @torch.no_grad()
+    def score(self, model: torch.nn.Module, windows: list[list[int]], batch_size: int,
+              masks: list[list[int]] | None = None, *, loss: bool = True) -> dict[str, np.ndarray]:  # fmt: skip
+        """Per-sequence MA and (``loss=True``) mean NLL and mean predictive entropy of ``model`` on ``windows``
+        from one teacher-forced pass; sharded over processes, every process gets every value. ``masks`` as in
+        :meth:`score_ma`."""
         mine = list(range(self.rank, len(windows), self.world))
-        values = np.zeros(0)
+        rows: list[list[float]] = []
         if mine:
             scored = score_windows(
                 model, [windows[i] for i in mine], pad_id=self.pad_id, batch_size=batch_size,
-                full_stats=False, progress=False,
+                full_stats=loss, progress=False,
             )  # fmt: skip
-            if masks is None:
-                values = scored.memorization()["ma"]
-            else:
-                values = np.array([s.matches[np.asarray(masks[i][1:], dtype=bool)].mean()
-                                   for s, i in zip(scored.stats, mine)])  # fmt: skip
-        pieces = gather_object([(mine, values.tolist())]) if self.world > 1 else [(mine, values.tolist())]
-        out = np.full(len(windows), np.nan)
+            for s, i in zip(scored.stats, mine):
+                keep = np.ones(len(s.matches), dtype=bool) if masks is None else np.asarray(masks[i][1:], dtype=bool)
+                row = [float(s.matches[keep].mean())]
+                if loss:
+                    row += [float(-s.target_logprob[keep].mean()), float(-s.expected_logprob[keep].mean())]
+                rows.append(row)
+        pieces = gather_object([(mine, rows)]) if self.world > 1 else [(mine, rows)]
+        out = np.full((len(windows), 3 if loss else 1), np.nan)
         for indices, shard in pieces:
-            out[indices] = shard
-        return out
+            if indices:
+                out[indices] = shard
+        return {"ma": out[:, 0], **({"loss": out[:, 1], "entropy": out[:, 2]} if loss else {})}
 
     def step(
         self, windows: list[list[int]], selected: list[int], sign: float, loss_masks: list[list[int]] | None = None

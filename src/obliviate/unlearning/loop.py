@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from obliviate.errors import ConfigError
 from obliviate.io import write_json_atomic
 from obliviate.methods.base import MemorizationMethod
-from obliviate.methods.rules import StopRule, Thresholds, should_stop
+from obliviate.methods.rules import StopRule, Thresholds
 from obliviate.training.engine import Engine, TrainingDiverged, WeightsDiverged
 
 log = logging.getLogger("obliviate")
@@ -30,6 +30,7 @@ class LoopResult:
     steps: int  # optimizer steps taken (in this run and any resumed one)
     stop_reason: str
     trace: list[dict[str, Any]] = field(default_factory=list)
+    rule: str = ""  # the stop rule the method applied (its own, for a method that has one)
 
     @property
     def final_ma(self) -> np.ndarray:
@@ -74,11 +75,12 @@ class UnlearningLoop:
         step, reason = self.start_step, "max_steps"
         while True:
             started = time.perf_counter()
-            ma = engine.score_ma(method.scored_model(engine), self.windows, self.scoring_batch_size, self.masks)
-            ma = method.observe(engine, ma)
-            record = self._record(step, ma)
-            if should_stop(ma, self.rule, self.thresholds):
-                reason = f"stop rule '{self.rule}' met"
+            scores = engine.score(method.scored_model(engine), self.windows, self.scoring_batch_size, self.masks)
+            method.losses, method.scores = scores["loss"], scores
+            ma = method.observe(engine, scores["ma"])
+            record = self._record(step, ma, scores)
+            if method.should_stop(ma):
+                reason = f"stop rule '{method.stop_rule_name}' met"
                 self._log(record, started)
                 break
             if step >= self.max_steps:
@@ -107,9 +109,9 @@ class UnlearningLoop:
                 self.save_checkpoint(step)
         bar.close()
         log.info("%s stopped after %d steps: %s", method.name, step, reason)
-        return LoopResult(steps=step, stop_reason=reason, trace=self.trace)
+        return LoopResult(steps=step, stop_reason=reason, trace=self.trace, rule=method.stop_rule_name)
 
-    def _record(self, step: int, ma: np.ndarray) -> dict[str, Any]:
+    def _record(self, step: int, ma: np.ndarray, scores: dict[str, np.ndarray]) -> dict[str, Any]:
         return {
             "step": step,
             "phase": self.method.phase,
@@ -118,6 +120,8 @@ class UnlearningLoop:
             "c_high": int((ma > self.thresholds.upper).sum()),
             "c_low": int((ma < self.thresholds.lower).sum()),
             "ma": {sid: float(v) for sid, v in zip(self.ids, ma)},
+            "mean_loss": float(scores["loss"].mean()),
+            **{key: {sid: float(v) for sid, v in zip(self.ids, scores[key])} for key in ("loss", "entropy")},
         }
 
     def _log(self, record: dict[str, Any], started: float) -> None:
