@@ -237,3 +237,17 @@ def test_match_moves_every_sequence_into_the_never_seen_band_and_stops_there(set
     reference_loss = engine.score(loaded.model, unseen, 8)["loss"]
     assert sorted(m.targets) == pytest.approx(np.quantile(reference_loss, (np.arange(4) + 0.5) / 4))
     assert any(r["terms"]["flip"] > 0 for r in result.trace if "terms" in r)
+
+
+def test_match_retain_term_is_the_kl_to_the_starting_model(setup):
+    from obliviate.methods.match import NeverSeenMatching
+
+    loaded, windows, thresholds = setup
+    unseen = [loaded.tokenizer(t).input_ids[:48] for t in UNSEEN_TEXTS]
+    engine = _engine(loaded.model)
+    m = NeverSeenMatching("outliers", thresholds, retain_windows=unseen[:2])
+    m.calibrate(engine, windows, unseen)
+    loop = UnlearningLoop(engine, m, windows, IDS, rule="outliers", thresholds=thresholds, max_steps=2,
+                          progress=False)  # fmt: skip
+    kls = [r["terms"]["retain_kl"] for r in loop.run().trace if "terms" in r]
+    assert len(kls) == 2 and kls[0] == pytest.approx(0.0, abs=1e-6) and kls[1] > 1e-6  # 0 until the model moves

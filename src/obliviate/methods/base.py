@@ -24,10 +24,13 @@ class MemorizationMethod:
     def __init__(self, rule: StopRule, thresholds: Thresholds) -> None:
         self.rule, self.thresholds = rule, thresholds
         self.phase = self.name
-        # per-sequence mean NLL of the scored model, and all its per-sequence scores (ma, loss, entropy), set by
-        # the loop before each step
-        self.losses: np.ndarray | None = None
+        # the scored model's per-sequence scores (ma, loss, entropy), set by the loop before each step
         self.scores: dict[str, np.ndarray] = {}
+
+    @property
+    def losses(self) -> np.ndarray | None:
+        """Per-sequence mean NLL of the scored model at this step (None before the first)."""
+        return self.scores.get("loss")
 
     def calibrate(self, engine: Engine, windows: list[list[int]], reference_windows: list[list[int]],
                   masks: list[list[int]] | None = None, reference_masks: list[list[int]] | None = None,

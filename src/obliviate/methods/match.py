@@ -31,8 +31,10 @@ from pydantic import Field
 
 from obliviate.methods.base import MemorizationMethod
 from obliviate.methods.objective import sequence_batch
+from obliviate.methods.preference_losses import token_kl
 from obliviate.methods.rules import StopRule, Thresholds
 from obliviate.methods.spec import MethodConfig, MethodSpec, register
+from obliviate.metrics.losses import sequence_nll
 from obliviate.metrics.tokens import right_pad
 
 if TYPE_CHECKING:
@@ -126,15 +128,14 @@ class NeverSeenMatching(MemorizationMethod):
             gaps = [_gaps(engine, start, tokenizer, w, NEIGHBOUR_SEED, 2) for w in (windows, reference_windows)]
             self.gap_targets = quantile_targets(*gaps)
         forget = engine.score(start, windows, 8, masks)
-        reference = engine.score(start, reference_windows, 8, reference_masks)
+        reference, reference_tokens = _scores_and_token_nll(start, reference_windows, engine.pad_id, reference_masks)
         self.targets = quantile_targets(forget["loss"], reference["loss"])
         self.ma_targets = np.clip(quantile_targets(forget["ma"], reference["ma"]), self.thresholds.lower,
                                   self.thresholds.upper)  # fmt: skip
         self.tol = self.tolerance * float(reference["loss"].std())
         self.entropy_targets = quantile_targets(forget["entropy"], reference["entropy"])
         self.entropy_tol = self.tolerance * float(reference["entropy"].std())
-        self.cap = float(np.quantile(_token_nll(start, reference_windows, engine.pad_id, reference_masks),
-                                     1 - self.tail))  # fmt: skip
+        self.cap = float(np.quantile(reference_tokens, 1 - self.tail))
 
     def off_target(self, ma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per sequence: its loss is off target; its entropy is; its MA is outside the never-seen band."""
@@ -198,13 +199,16 @@ class NeverSeenMatching(MemorizationMethod):
             loss = ((steer - goal).square() * pull + self.flip_weight * flips + self.entropy_weight * spread).mean()
             if perturbed is not None:
                 ids, mask = perturbed
-                gap = _mean_nll(model, ids, mask) - nll
+                gap = sequence_nll(model(input_ids=ids, attention_mask=mask).logits, ids, mask) - nll
                 loss = loss + self.neighbour_weight * (gap - gap_goal).square().mean()
                 terms["gap"] = float(gap.detach().mean())
             terms.update(forget_nll=float(nll.detach().mean()), flip=float(flips.detach().mean()),
                          entropy=float(entropy.detach().mean()))  # fmt: skip
             if retain is not None:
-                kl = _kl_to_start(model, self._start, retain)
+                with torch.no_grad():
+                    start_logits = self._start(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits
+                own = model(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits
+                kl = token_kl(own[:, :-1], start_logits[:, :-1], retain.attention_mask[:, 1:])
                 terms["retain_kl"] = float(kl.detach())
                 loss = loss + self.retain_weight * kl
             return loss
@@ -238,13 +242,6 @@ class NeverSeenMatching(MemorizationMethod):
 NEIGHBOUR_SEED = 10_007  # the audit perturbs with the scoring seed (0 by default); training never uses its copies
 
 
-def _mean_nll(model: torch.nn.Module, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
-    token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), input_ids[:, 1:], reduction="none")
-    weights = mask[:, 1:].float()
-    return (token * weights).sum(1) / weights.sum(1).clamp(min=1)
-
-
 def _perturbed_windows(tokenizer, windows: list[list[int]], seed: int, n: int = 1) -> list[list[int]]:
     """``n`` word-level perturbations of each window's text (rows grouped per window), re-encoded."""
     from obliviate.metrics.perturb import neighbours
@@ -264,28 +261,22 @@ def _gaps(engine, model, tokenizer, windows: list[list[int]], seed: int, n: int)
 
 
 @torch.no_grad()
-def _token_nll(model, windows, pad_id, masks=None, batch_size: int = 8) -> np.ndarray:
-    """Every counted token's NLL under ``model`` over ``windows`` (one flat array)."""
+def _scores_and_token_nll(model, windows, pad_id, masks=None, batch_size: int = 8):
+    """One teacher-forced pass: per window its MA, mean NLL and mean entropy (as ``Engine.score``), and every
+    counted token's NLL (one flat array)."""
     from obliviate.metrics.scoring import score_windows
 
     stats = score_windows(model, windows, pad_id=pad_id, batch_size=batch_size, progress=False).stats
-    return np.concatenate([-s.target_logprob[np.asarray(masks[i][1:], dtype=bool)] if masks else -s.target_logprob
-                           for i, s in enumerate(stats)])  # fmt: skip
+    keep = [np.asarray(masks[i][1:], dtype=bool) if masks else slice(None) for i in range(len(stats))]
+    nll = [-s.target_logprob[k] for s, k in zip(stats, keep)]
+    scores = {"ma": np.array([s.matches[k].mean() for s, k in zip(stats, keep)]),
+              "loss": np.array([n.mean() for n in nll]),
+              "entropy": np.array([-s.expected_logprob[k].mean() for s, k in zip(stats, keep)])}  # fmt: skip
+    return scores, np.concatenate(nll)
 
 
 def _listed(values: np.ndarray | None) -> list[float] | None:
     return None if values is None else values.tolist()
-
-
-def _kl_to_start(model: torch.nn.Module, start: torch.nn.Module, batch) -> torch.Tensor:
-    """Mean per-token KL(start || model) over the retain batch's real tokens."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
-    with torch.no_grad():
-        reference = start(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits.float()
-    kl = torch.nn.functional.kl_div(logits.log_softmax(-1), reference.log_softmax(-1), log_target=True,
-                                    reduction="none").sum(-1)  # fmt: skip
-    mask = batch.attention_mask.to(kl.dtype)
-    return (kl * mask).sum() / mask.sum()
 
 
 register(MethodSpec(

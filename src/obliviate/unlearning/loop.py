@@ -76,7 +76,7 @@ class UnlearningLoop:
         while True:
             started = time.perf_counter()
             scores = engine.score(method.scored_model(engine), self.windows, self.scoring_batch_size, self.masks)
-            method.losses, method.scores = scores["loss"], scores
+            method.scores = scores
             ma = method.observe(engine, scores["ma"])
             record = self._record(step, ma, scores)
             if method.should_stop(ma):
