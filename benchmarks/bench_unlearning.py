@@ -27,7 +27,8 @@ def _testbed(args) -> Path:
         return Path(args.testbed)
     from obliviate.testbed.build import build_testbed
 
-    cfg = TestbedConfig(model=ModelConfig(model="embedded"), source=str(SHARED_DATA / "text" / "pile_validation.csv"),
+    source = str(SHARED_DATA / "text" / "pile_validation.csv")
+    cfg = TestbedConfig(model=ModelConfig(model="embedded", device=args.device, dtype="float32"), source=source,
                         tokens=128, output_dir=args.output_dir, progress=False)  # fmt: skip
     return build_testbed(cfg)[0]
 
@@ -106,7 +107,8 @@ def _write_table(args, testbed: Path, done: dict[str, Path], pairs: list[str]) -
     band, tau = first["thresholds"]["band"], first["thresholds"]["tau"]
     body = (
         f"Testbed `{testbed}`: 32 forget + 32 held-out Pile sequences of 128 tokens injected into SmolLM2-135M-"
-        f"Instruct (see testbed.md). fp32 on this CPU. Authors' defaults: Adam lr 5e-5, betas (0.9, 0.98), one "
+        f"Instruct (see testbed.md). fp32 on the machine named above. Authors' defaults: Adam lr 5e-5, betas "
+        "(0.9, 0.98), one "
         "step = one pass over the selected forget sequences, MA re-scored after every step, cap 150 steps. "
         f"Unseen (held-out) MA on the memorized model: tau = {tau:.4f}, band mu ± 2 sigma = [{band[0]:.4f}, "
         f"{band[1]:.4f}]. Stop `mean`: mean forget MA < tau (authors); `outliers`: no sequence above the band "
@@ -138,6 +140,7 @@ def main() -> None:
     parser.add_argument("--utility-data", default=str(SHARED_DATA / "utility"))
     parser.add_argument("--utility-limit", type=int, default=100)
     parser.add_argument("--neighbours", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu (the committed tables), cuda or auto; fp32 throughout")
     parser.add_argument("--retain-only", action="store_true",
                         help="judge every run against the testbed's retain-only model (trained first when absent)")
     parser.add_argument("--runs", nargs="*", default=[f"{m}:{s}" for m, s in RUNS], help="method:stop pairs")
@@ -165,7 +168,7 @@ def main() -> None:
             continue
         method, stop = pair.split(":")
         cfg = UnlearnConfig.model_validate({
-            "model": {"model": str(testbed / "memorized"), "device": "cpu", "dtype": "float32"},
+            "model": {"model": str(testbed / "memorized"), "device": args.device, "dtype": "float32"},
             "method": method, **({} if stop == OWN else {"stop": stop}),
             "forget": str(testbed / "splits" / "forget.jsonl"), "reference": str(testbed / "splits" / "heldout.jsonl"),
             "scoring": {"max_tokens": 128, "el_n": [], "neighbours": args.neighbours},

@@ -89,6 +89,21 @@ def test_engine_refuses_an_exploding_or_nan_loss_and_leaves_weights_alone(setup)
         engine.step(windows, [0], sign=-1.0)
 
 
+def test_objective_step_guard_watches_the_forget_nll_when_given(setup):
+    loaded, windows, _ = setup
+    engine = _engine(loaded.model, max_loss=50.0)
+    ids = torch.tensor([windows[0]])
+
+    def composite(model, watched=True):
+        nll = sequence_nll(model(input_ids=ids).logits, ids, torch.ones_like(ids)).mean()
+        loss = nll + 1000.0  # a large sum of squared distances, not a destroyed model
+        return (loss, nll) if watched else loss
+
+    assert engine.objective_step(composite)["loss"] > 1000  # the NLL (< 50) is what the guard reads
+    with pytest.raises(TrainingDiverged, match="max_loss"):
+        engine.objective_step(lambda m: composite(m, watched=False))
+
+
 def test_engine_stops_when_a_step_leaves_nan_weights(setup):
     """A finite loss and gradient whose update overflows a weight (what float16 does): the step is taken, the
     weights are checked right after it, and the run must stop, naming the step (here the overflow is injected into
@@ -251,3 +266,39 @@ def test_match_retain_term_is_the_kl_to_the_starting_model(setup):
                           progress=False)  # fmt: skip
     kls = [r["terms"]["retain_kl"] for r in loop.run().trace if "terms" in r]
     assert len(kls) == 2 and kls[0] == pytest.approx(0.0, abs=1e-6) and kls[1] > 1e-6  # 0 until the model moves
+
+
+def test_match_minkpp_term_is_the_audits_min_k_plus_plus(setup):
+    from obliviate.methods.match import _scores_and_token_nll, lowest_fraction_mean
+    from obliviate.metrics.mia import mia_scores
+    from obliviate.metrics.scoring import score_windows
+
+    # by hand: row 0 has 5 valid values -> int(5 * 0.4) = 2 smallest (1, 2); row 1 has 2 valid -> max(1, 0) = 1
+    values = torch.tensor([[5.0, 1.0, 4.0, 2.0, 3.0], [7.0, -1.0, 0.0, 0.0, 0.0]])
+    valid = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    assert lowest_fraction_mean(values, valid, 0.4).tolist() == [1.5, -1.0]
+    loaded, windows, _ = setup
+    stats = score_windows(loaded.model, windows, pad_id=loaded.tokenizer.pad_token_id, batch_size=4,
+                          progress=False).stats  # fmt: skip
+    expected = [mia_scores(s, "x")["mia_minkpp"] for s in stats]
+    got = _scores_and_token_nll(loaded.model, windows, loaded.tokenizer.pad_token_id)[0]["minkpp"]
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_match_retargets_onto_the_never_seen_set_under_the_current_model(setup):
+    from obliviate.methods.match import NeverSeenMatching, quantile_targets
+
+    loaded, windows, thresholds = setup
+    unseen = [loaded.tokenizer(t).input_ids[:48] for t in UNSEEN_TEXTS]
+    engine = _engine(loaded.model)
+    m = NeverSeenMatching("outliers", thresholds, retarget_every=1)
+    m.calibrate(engine, windows, unseen)
+    start_targets, start_losses = m.targets.copy(), engine.score(loaded.model, windows, 8)["loss"]
+    loop = UnlearningLoop(engine, m, windows, IDS, rule="outliers", thresholds=thresholds, max_steps=1,
+                          progress=False)  # fmt: skip
+    loop.run()
+    assert m.targets.tolist() == start_targets.tolist()  # one step: not re-targeted yet
+    m.select(engine.score(engine.unwrapped, windows, 8)["ma"])  # before step 2: re-score under the current model
+    now = engine.score(engine.unwrapped, unseen, 8)["loss"]
+    assert not np.allclose(now, engine.score(loaded.model, unseen, 8)["loss"])
+    assert m.targets == pytest.approx(quantile_targets(start_losses, now), rel=1e-5)  # starting order kept

@@ -79,9 +79,11 @@ def from_unlearn_config(cfg: UnlearnConfig) -> RunConfig:
     knobs = {"gamma": cfg.gamma, "coefficient": cfg.ta_coefficient, "first_threshold": cfg.first_threshold,
              "reset_optimizer": cfg.reset_optimizer or None}  # fmt: skip
     method = {"name": cfg.method, **{k: v for k, v in knobs.items() if v is not None and k in spec.config.model_fields}}
-    bench = {"name": "memorization", "reference": cfg.reference, "preset": cfg.preset, "stop": cfg.stop, "tau": cfg.tau,
-             "resume": cfg.resume, "training": cfg.training.model_dump(), "scoring": cfg.scoring.model_dump(),
-             "utility": cfg.utility.model_dump()}  # fmt: skip
+    bench = {"name": "memorization", "reference": cfg.reference, "retain": cfg.retain, "resume": cfg.resume,
+             "retain_only_model": cfg.retain_only_model, "training": cfg.training.model_dump(),
+             "scoring": cfg.scoring.model_dump(), "utility": cfg.utility.model_dump(),
+             # only the stop settings given: a method with its own stop rule refuses them
+             **{k: getattr(cfg, k) for k in ("preset", "stop", "tau") if k in cfg.model_fields_set}}  # fmt: skip
     return RunConfig(model=cfg.model, method=method, benchmark=bench, forget=cfg.forget, limit=cfg.limit,
                      seed=cfg.training.seed, save_model=cfg.save_model, output_dir=cfg.output_dir,
                      progress=cfg.progress)  # fmt: skip

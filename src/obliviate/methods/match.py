@@ -62,6 +62,16 @@ class MatchConfig(MethodConfig):
     retain_weight: float = Field(
         1.0, ge=0, description="weight of the KL to the starting model on retain sequences (only with --retain)"
     )
+    retarget_every: int = Field(
+        0, ge=0, description="every N steps, re-score the never-seen set under the current model and move the "
+        "targets onto its quantiles (the forget set keeps its starting order): the never-seen level drifts as "
+        "the model changes (0: targets from the starting model only)",
+    )
+    minkpp_weight: float = Field(
+        1.0, ge=0, description="weight of the term that moves each sequence's Min-K%++ score (mean of its lowest "
+        "20% token log-probabilities, each standardised by the model's own predictive distribution) to its "
+        "never-seen quantile",
+    )
 
 
 def quantile_targets(current: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -72,6 +82,15 @@ def quantile_targets(current: np.ndarray, reference: np.ndarray) -> np.ndarray:
     targets = np.empty(current.size)
     targets[np.argsort(current, kind="stable")] = np.quantile(reference, levels)
     return targets
+
+
+def lowest_fraction_mean(values: torch.Tensor, valid: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Per row, the mean of the ``max(1, int(n * fraction))`` smallest valid values (n: the row's valid count), as
+    the Min-K% scores take it; differentiable in the chosen values."""
+    count = (valid.sum(1) * fraction).long().clamp(min=1)
+    ordered = torch.where(valid, values, torch.full_like(values, float("inf"))).sort(dim=1).values
+    chosen = torch.arange(values.shape[1], device=values.device)[None, :] < count[:, None]
+    return torch.where(chosen, ordered, torch.zeros_like(ordered)).sum(1) / count
 
 
 def flip_term(margins: torch.Tensor, valid: torch.Tensor, excess: torch.Tensor, margin: float) -> torch.Tensor:
@@ -96,7 +115,7 @@ class NeverSeenMatching(MemorizationMethod):
 
     def __init__(self, rule: StopRule, thresholds: Thresholds, tolerance: float = 1.0, flip_weight: float = 2.0,
                  margin: float = 0.1, entropy_weight: float = 1.0, neighbour_weight: float = 0.0,
-                 retain_weight: float = 1.0,
+                 retain_weight: float = 1.0, minkpp_weight: float = 1.0, retarget_every: int = 0,
                  retain_windows: list[list[int]] | None = None) -> None:  # fmt: skip
         super().__init__(rule, thresholds)
         self.tolerance, self.flip_weight, self.margin = tolerance, flip_weight, margin
@@ -106,6 +125,11 @@ class NeverSeenMatching(MemorizationMethod):
         self._steps = 0
         self.entropy_targets: np.ndarray | None = None  # per sequence: target mean predictive entropy
         self.entropy_tol = 0.0
+        self.minkpp_weight, self.retarget_every = minkpp_weight, retarget_every
+        self._start_scores: dict[str, np.ndarray] | None = None  # the forget set under the starting model
+        self._reference: tuple[list[list[int]], list[list[int]] | None] | None = None
+        self.minkpp_targets: np.ndarray | None = None  # per sequence: target Min-K%++ score
+        self.minkpp_tol = 0.0
         self.retain_weight, self.retain_windows = retain_weight, retain_windows or []
         self.targets: np.ndarray | None = None  # per sequence: target loss
         self.ma_targets: np.ndarray | None = None  # per sequence: target MA
@@ -113,8 +137,10 @@ class NeverSeenMatching(MemorizationMethod):
         self.cap = float("inf")  # token NLL of the never-seen min-k tail's edge, set by calibrate
         self.tail = 0.2
         self._ma: np.ndarray | None = None
+        self._minkpp: np.ndarray | None = None  # per sequence, as of its last step (None before the first)
         self._start: torch.nn.Module | None = None
         self._cursor = 0
+        self._engine: Engine | None = None  # the engine of the last step (to re-score the never-seen set)
 
     @property
     def stop_rule_name(self) -> str:
@@ -127,8 +153,16 @@ class NeverSeenMatching(MemorizationMethod):
             self._tokenizer = tokenizer
             gaps = [_gaps(engine, start, tokenizer, w, NEIGHBOUR_SEED, 2) for w in (windows, reference_windows)]
             self.gap_targets = quantile_targets(*gaps)
-        forget = engine.score(start, windows, 8, masks)
-        reference, reference_tokens = _scores_and_token_nll(start, reference_windows, engine.pad_id, reference_masks)
+        forget, _ = _scores_and_token_nll(start, windows, engine.pad_id, masks, tail=self.tail)
+        self._start_scores, self._reference = forget, (reference_windows, reference_masks)
+        self._set_targets(start, engine.pad_id)
+
+    def _set_targets(self, model, pad_id: int) -> None:
+        """Targets from the never-seen set scored under ``model``; the forget set keeps its starting ranks."""
+        assert self._start_scores is not None and self._reference is not None
+        forget = self._start_scores
+        windows, masks = self._reference
+        reference, reference_tokens = _scores_and_token_nll(model, windows, pad_id, masks, tail=self.tail)
         self.targets = quantile_targets(forget["loss"], reference["loss"])
         self.ma_targets = np.clip(quantile_targets(forget["ma"], reference["ma"]), self.thresholds.lower,
                                   self.thresholds.upper)  # fmt: skip
@@ -136,6 +170,8 @@ class NeverSeenMatching(MemorizationMethod):
         self.entropy_targets = quantile_targets(forget["entropy"], reference["entropy"])
         self.entropy_tol = self.tolerance * float(reference["entropy"].std())
         self.cap = float(np.quantile(reference_tokens, 1 - self.tail))
+        self.minkpp_targets = quantile_targets(forget["minkpp"], reference["minkpp"])
+        self.minkpp_tol = self.tolerance * float(reference["minkpp"].std())
 
     def off_target(self, ma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per sequence: its loss is off target; its entropy is; its MA is outside the never-seen band."""
@@ -144,6 +180,8 @@ class NeverSeenMatching(MemorizationMethod):
         entropy_off = np.zeros_like(loss_off)
         if self.entropy_weight and "entropy" in self.scores:
             entropy_off = np.abs(self.scores["entropy"] - self.entropy_targets) > self.entropy_tol
+        if self.minkpp_weight and self._minkpp is not None:  # best effort, like the entropy
+            entropy_off = entropy_off | (np.abs(self._minkpp - self.minkpp_targets) > self.minkpp_tol)
         ma_off = (ma > self.thresholds.upper) | (ma < self.thresholds.lower)
         return loss_off, entropy_off, ma_off
 
@@ -155,16 +193,22 @@ class NeverSeenMatching(MemorizationMethod):
 
     def select(self, ma: np.ndarray) -> np.ndarray:
         self._ma = ma
+        if self.retarget_every and self._steps and self._steps % self.retarget_every == 0 and self._engine:
+            self._set_targets(self._engine.unwrapped, self._engine.pad_id)
         loss_off, entropy_off, ma_off = self.off_target(ma)
         return np.flatnonzero(loss_off | entropy_off | ma_off)
 
     def step(self, engine: Engine, windows, selected, masks=None) -> dict[str, float]:
+        self._engine = engine
         assert self._ma is not None and self.ma_targets is not None
         device = engine.device
         loss_off, _, _ = self.off_target(self._ma)
         goal = torch.tensor(self.targets[selected], dtype=torch.float32, device=device)
         entropy_goal = torch.tensor(self.entropy_targets[selected], dtype=torch.float32, device=device)
         pull = torch.tensor(loss_off[selected], dtype=torch.float32, device=device)
+        minkpp_goal = None
+        if self.minkpp_weight:
+            minkpp_goal = torch.tensor(self.minkpp_targets[selected], dtype=torch.float32, device=device)
         input_ids, attention = right_pad([windows[i] for i in selected], engine.pad_id, device)
         counted = attention if masks is None else right_pad([masks[i] for i in selected], 0, device)[0]
         n_tokens = counted[:, 1:].sum(1)
@@ -184,10 +228,12 @@ class NeverSeenMatching(MemorizationMethod):
         def objective(model: torch.nn.Module) -> torch.Tensor:
             logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
             logprobs = logits.log_softmax(-1)
-            token = -logprobs.gather(-1, targets[..., None]).squeeze(-1) * weights
+            target_logprob = logprobs.gather(-1, targets[..., None]).squeeze(-1)
+            token = -target_logprob * weights
             nll = token.sum(1) / weights.sum(1).clamp(min=1)
-            entropy = -(logprobs.exp() * logprobs).sum(-1)
-            entropy = (entropy * weights).sum(1) / weights.sum(1).clamp(min=1)
+            probs = logprobs.exp()
+            expected = (probs * logprobs).sum(-1)  # E_v[log p(v)] per position
+            entropy = (-expected * weights).sum(1) / weights.sum(1).clamp(min=1)
             # ascending, the gradient flows only through tokens not already less likely than the never-seen
             # min-k tail (GA would drive those few ever lower - the signature Min-K% reads); descending, all do
             capped = token.clamp(max=self.cap).sum(1) / weights.sum(1).clamp(min=1)
@@ -197,6 +243,12 @@ class NeverSeenMatching(MemorizationMethod):
             flips = flip_term(target_logit - other, weights.bool(), excess, self.margin)
             spread = (entropy - entropy_goal).square()
             loss = ((steer - goal).square() * pull + self.flip_weight * flips + self.entropy_weight * spread).mean()
+            if minkpp_goal is not None:
+                spread_sd = ((probs * logprobs.square()).sum(-1) - expected.square()).clamp_min(1e-8).sqrt()
+                minkpp = lowest_fraction_mean((target_logprob - expected) / spread_sd, weights.bool(), self.tail)
+                loss = loss + self.minkpp_weight * (minkpp - minkpp_goal).square().mean()
+                self._record_minkpp(selected, minkpp.detach())
+                terms["minkpp"] = float(minkpp.detach().mean())
             if perturbed is not None:
                 ids, mask = perturbed
                 gap = sequence_nll(model(input_ids=ids, attention_mask=mask).logits, ids, mask) - nll
@@ -211,9 +263,14 @@ class NeverSeenMatching(MemorizationMethod):
                 kl = token_kl(own[:, :-1], start_logits[:, :-1], retain.attention_mask[:, 1:])
                 terms["retain_kl"] = float(kl.detach())
                 loss = loss + self.retain_weight * kl
-            return loss
+            return loss, nll.mean()  # the divergence guard watches the forget NLL
 
         return engine.objective_step(objective) | terms
+
+    def _record_minkpp(self, selected, values: torch.Tensor) -> None:
+        if self._minkpp is None:
+            self._minkpp = np.array(self.minkpp_targets, dtype=float) * np.nan
+        self._minkpp[np.asarray(selected)] = values.cpu().numpy()
 
     def _retain_batch(self, engine: Engine, n: int):
         if not self.retain_windows or self.retain_weight == 0:
@@ -227,6 +284,7 @@ class NeverSeenMatching(MemorizationMethod):
     def state(self) -> dict[str, Any]:
         return {**super().state(), "targets": _listed(self.targets), "ma_targets": _listed(self.ma_targets),
                 "entropy_targets": _listed(self.entropy_targets), "gap_targets": _listed(self.gap_targets),
+                "minkpp_targets": _listed(self.minkpp_targets), "minkpp_tol": self.minkpp_tol,
                 "tol": self.tol, "entropy_tol": self.entropy_tol, "cap": self.cap, "steps": self._steps}  # fmt: skip
 
     def load_state(self, state, engine, tensors) -> None:
@@ -235,6 +293,9 @@ class NeverSeenMatching(MemorizationMethod):
         self.ma_targets, self.cap = np.asarray(state["ma_targets"], dtype=float), float(state["cap"])
         self.entropy_targets = np.asarray(state["entropy_targets"], dtype=float)
         self.entropy_tol, self._steps = float(state["entropy_tol"]), int(state["steps"])
+        if state.get("minkpp_targets") is not None:
+            self.minkpp_targets = np.asarray(state["minkpp_targets"], dtype=float)
+            self.minkpp_tol = float(state["minkpp_tol"])
         gaps = state.get("gap_targets")
         self.gap_targets = None if gaps is None else np.asarray(gaps, dtype=float)
 
@@ -261,9 +322,10 @@ def _gaps(engine, model, tokenizer, windows: list[list[int]], seed: int, n: int)
 
 
 @torch.no_grad()
-def _scores_and_token_nll(model, windows, pad_id, masks=None, batch_size: int = 8):
-    """One teacher-forced pass: per window its MA, mean NLL and mean entropy (as ``Engine.score``), and every
-    counted token's NLL (one flat array)."""
+def _scores_and_token_nll(model, windows, pad_id, masks=None, batch_size: int = 8, tail: float = 0.2):
+    """One teacher-forced pass: per window its MA, mean NLL and mean entropy (as ``Engine.score``) and its
+    Min-K%++ score (as the audit's, lowest ``tail``), and every counted token's NLL (one flat array)."""
+    from obliviate.metrics.mia import min_k_plus_plus
     from obliviate.metrics.scoring import score_windows
 
     stats = score_windows(model, windows, pad_id=pad_id, batch_size=batch_size, progress=False).stats
@@ -271,7 +333,8 @@ def _scores_and_token_nll(model, windows, pad_id, masks=None, batch_size: int = 
     nll = [-s.target_logprob[k] for s, k in zip(stats, keep)]
     scores = {"ma": np.array([s.matches[k].mean() for s, k in zip(stats, keep)]),
               "loss": np.array([n.mean() for n in nll]),
-              "entropy": np.array([-s.expected_logprob[k].mean() for s, k in zip(stats, keep)])}  # fmt: skip
+              "entropy": np.array([-s.expected_logprob[k].mean() for s, k in zip(stats, keep)]),
+              "minkpp": np.array([min_k_plus_plus(s, tail, k) for s, k in zip(stats, keep)])}  # fmt: skip
     return scores, np.concatenate(nll)
 
 

@@ -138,12 +138,14 @@ class Engine:
 
     def objective_step(self, objective: Callable[[torch.nn.Module], torch.Tensor]) -> dict[str, float]:
         """One optimizer step on a scalar loss that ``objective(model)`` computes (the QA baselines' composite
-        losses); the same NaN / exploding-loss guard as :meth:`step`."""
+        losses); the same NaN / exploding-loss guard as :meth:`step`. ``objective`` may return (loss, forget NLL):
+        the exploding-loss guard then watches the NLL, not a sum of squared distances to targets."""
         with self.accelerator.autocast():
-            loss = objective(self.model)
+            out = objective(self.model)
+            loss, watched = out if isinstance(out, tuple) else (out, out)
             self.accelerator.backward(loss)
         value = float(loss.detach())
-        grad_norm = self.apply_gradients(value)
+        grad_norm = self.apply_gradients(float(watched.detach()) if math.isfinite(value) else value)
         return {"loss": value, "grad_norm": grad_norm}
 
     def accumulate_gradients(
