@@ -66,6 +66,17 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     relearn = m.get("relearning") or {}
     if "after" in relearn:
         attacks["relearning"] = {"before": relearn["before"], "after": relearn["after"]}
+    probes = m.get("probes") or {}
+    if probes:
+        b, a = probes["before"], probes["after"]
+        if "multiple_choice" in b:
+            mc_b, mc_a = b["multiple_choice"], a["multiple_choice"]
+            attacks["multiple_choice"] = {"before": mc_b["accuracy"], "after": mc_a["accuracy"],
+                                          "chance": mc_b["chance"]}  # fmt: skip
+        attacks["answer_logprob"] = {"before": b["answer_logprob"]["mean"], "after": a["answer_logprob"]["mean"]}
+        if "leak_at_k" in b:
+            attacks["leak_at_k"] = {"k": b["leak_at_k"]["k"], "before": b["leak_at_k"]["leak"],
+                                    "after": a["leak_at_k"]["leak"]}  # fmt: skip
     if m.get("quantization_attack"):
         attacks["quantization"] = {f"accuracy_{b}": v for b, v in m["quantization_attack"].items()}
     return summary(sets=accuracy_sets(m["sets"]), per_sample=per_sample, attacks=attacks, utility=None,

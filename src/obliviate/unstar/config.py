@@ -24,6 +24,9 @@ class UnstarConfig(UnstarMethodConfig):
     limit: int | None = Field(None, ge=1, description="only the first N associations")
     eval_judge: list[str] = Field(default_factory=lambda: ["exact"], description="judge for the evaluation sets")
     relearn_steps: int = Field(5, ge=0, description="relearning check: steps on half the held-out paraphrases")
+    leak_k: int = Field(
+        16, ge=0, description="leakage under sampling: replies sampled at temperature 1 per held-out question (0: off)"
+    )
     quantization_bits: list[int] = Field(
         default_factory=lambda: [8, 4], description="quantization attack: bit widths to re-ask at ([] disables)"
     )

@@ -16,6 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from obliviate.attacks.relearning import relearning_attack
 from obliviate.config import TrainingConfig
+from obliviate.metrics.answer_probes import Choice, leak_at_k, multiple_choice, true_answer_logprob
 from obliviate.models.generation import Sampling, chat_prompt, generate
 from obliviate.unstar.antisamples import answer_target
 from obliviate.unstar.associations import QA, Association
@@ -91,3 +92,37 @@ def relearning_check(
                             steps=steps, learning_rate=training.learning_rate,
                             batch_size=max(1, -(-len(pairs) // steps)))  # fmt: skip
     return {**out, "measured_on": len(second)}
+
+
+def association_probes(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
+                       associations: Sequence[Association], judge: AnyJudge, *, leak_k: int,
+                       seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """On the held-out paraphrases: multiple choice against each association's distractors (by answer
+    likelihood), leak@k at temperature 1 (``leak_k`` 0: skipped) and the true answer's log-probability."""
+    facts = [(q, a.answer) for a in associations for q in a.heldout]
+    choices = [Choice(q, a.answer, a.distractors) for a in associations for q in a.heldout]
+    out: dict[str, Any] = {"answer_logprob": true_answer_logprob(model, tokenizer, facts)}
+    if any(c.distractors for c in choices):  # associations without distractors have no multiple choice
+        out["multiple_choice"] = multiple_choice(model, tokenizer, choices)
+    if leak_k:
+        out["leak_at_k"] = leak_at_k(model, tokenizer, facts, judge, k=leak_k, seed=seed)
+    return out
+
+
+def probe_rows(probes: dict[str, Any]) -> list[list[str]]:
+    """Rows (probe, before, after, note) of the probes before and after unlearning."""
+    before, after = probes["before"], probes["after"]
+    rows = []
+    if "multiple_choice" in before:
+        mc_b, mc_a = before["multiple_choice"], after["multiple_choice"]
+        rows.append(["multiple choice accuracy (true answer vs distractors, by likelihood)", f"{mc_b['accuracy']:.3f}",
+                     f"{mc_a['accuracy']:.3f}", f"chance {mc_b['chance']:.3f}, {mc_b['n']} questions"])  # fmt: skip
+    rows.append(["true answer mean log-probability per token", f"{before['answer_logprob']['mean']:.3f}",
+                 f"{after['answer_logprob']['mean']:.3f}", f"{before['answer_logprob']['n']} questions"])  # fmt: skip
+    if "leak_at_k" in before:
+        k = before["leak_at_k"]["k"]
+        rows.append([f"leak@{k} (any of {k} replies at temperature 1 gives the answer)",
+                     f"{before['leak_at_k']['leak']:.3f}", f"{after['leak_at_k']['leak']:.3f}",
+                     f"share of sampled replies correct {before['leak_at_k']['mean_hit_rate']:.3f} -> "
+                     f"{after['leak_at_k']['mean_hit_rate']:.3f}"])  # fmt: skip
+    return rows

@@ -33,7 +33,13 @@ from obliviate.unstar.backends import (
     TemplateBackend,
 )
 from obliviate.unstar.config import UnstarConfig
-from obliviate.unstar.evaluation import answer_accuracy, relearning_check, targeted_evaluation
+from obliviate.unstar.evaluation import (
+    answer_accuracy,
+    association_probes,
+    probe_rows,
+    relearning_check,
+    targeted_evaluation,
+)
 from obliviate.unstar.judge import AnyJudge, build_judge
 from obliviate.unstar.pipeline import UnstarPipeline, UnstarResult, UnstarSettings
 
@@ -129,6 +135,9 @@ def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = Non
     before = targeted_evaluation(loaded.model, loaded.tokenizer, list(associations), unrelated, eval_judge)
     log.info("before: %s", {k: round(before[k]["accuracy"], 3) for k in SETS})
     warn_unknown_facts(before)
+    probe = lambda model: association_probes(model, loaded.tokenizer, list(associations), eval_judge,  # noqa: E731
+                                             leak_k=cfg.leak_k, seed=cfg.seed)  # fmt: skip
+    probes = {"before": probe(loaded.model)}
     engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, cfg.training,
                     cpu=resolve_device(cfg.model.device).type == "cpu")  # fmt: skip
     trained = LoadedModel(engine.unwrapped, loaded.tokenizer, loaded.spec)
@@ -169,6 +178,7 @@ def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = Non
         write_antisamples(run_dir / "antisamples.jsonl", result.antisamples)
     after = targeted_evaluation(engine.unwrapped, loaded.tokenizer, list(associations), unrelated, eval_judge)
     log.info("after: %s", {k: round(after[k]["accuracy"], 3) for k in SETS})
+    probes["after"] = probe(engine.unwrapped)
     relearn = None
     if cfg.relearn_steps:
         relearn = relearning_check(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
@@ -178,7 +188,7 @@ def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = Non
     model_path = save_trained(trained, run_dir) if cfg.save_model else None
     metrics = _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds,
                        time.perf_counter() - started, objective.name if objective else None)  # fmt: skip
-    metrics["quantization_attack"] = quantized
+    metrics["quantization_attack"], metrics["probes"] = quantized, probes
     write_json_atomic(run_dir / "metrics.json", metrics)
     write_json_atomic(run_dir / "answers.json", {"before": before, "after": after})
     plot_unstar_tradeoff(run_dir / "tradeoff.png", metrics)
@@ -299,6 +309,11 @@ def unstar_summary(metrics: dict[str, Any]) -> str:
         lines += ["## After each round", "",
                   markdown_table(["round", "trained on", "steps", *SETS, "elapsed s"], round_rows), "",
                   "![forget / retain trade-off](tradeoff.png)", ""]  # fmt: skip
+    if metrics.get("probes"):
+        lines += ["## Beyond the greedy answer (held-out paraphrases)", "",
+                  markdown_table(["probe", "before", "after", ""], probe_rows(metrics["probes"])), "",
+                  "A removed association falls to chance in multiple choice and leaks under sampling no more than a "
+                  "fact the model never knew; a hidden one keeps its likelihood.", ""]  # fmt: skip
     if metrics.get("quantization_attack"):
         q = metrics["quantization_attack"]
         lines += ["## Quantization attack", "",
