@@ -237,3 +237,51 @@ def test_probe_counts_a_question_as_known_when_any_sampled_reply_gives_the_answe
     pipeline.probe()
     assert len(judge.calls) == 1 + samples  # the greedy replies, then each set of sampled ones
     assert pipeline.result.pool[0].unlearned is (samples == 0)
+
+
+def test_unlikelihood_by_hand():
+    import math
+
+    import torch
+
+    from obliviate.metrics.losses import unlikelihood
+
+    # vocabulary of 2, uniform predictions: p(target) = 0.5 everywhere -> -log(1 - 0.5) = log 2 per counted token
+    logits = torch.zeros(1, 3, 2)
+    ids = torch.tensor([[0, 1, 0]])
+    assert unlikelihood(logits, ids, torch.tensor([[0, 1, 1]])).item() == pytest.approx(math.log(2))
+    # a token the model is sure of costs -log(1e-6) at most, not infinity; uncounted tokens cost nothing
+    sure = torch.tensor([[[0.0, 50.0], [50.0, 0.0], [0.0, 0.0]]])
+    assert unlikelihood(sure, ids, torch.tensor([[0, 1, 0]])).item() == pytest.approx(-math.log(1e-6), rel=1e-3)
+    assert unlikelihood(sure, ids, torch.tensor([[0, 0, 0]])).item() == 0.0
+
+
+def test_answer_span_masks_only_the_answer_tokens(knowing_model):
+    from obliviate.unstar.removal import answer_span_example
+
+    tok = knowing_model.tokenizer
+    window, mask = answer_span_example(tok, ZORBIA.question, "I think the capital is Quell, of course.", "quell")
+    assert len(window) == len(mask) and tok.decode([t for t, m in zip(window, mask) if m]).strip() == "Quell"
+    assert tok.decode(window).endswith("the capital is Quell")  # cut after the answer
+    assert answer_span_example(tok, ZORBIA.question, "Quellish is no word", "Quell") is None  # whole words only
+
+
+def test_unstar_with_unlikelihood_makes_the_true_answer_less_likely(knowing_model):
+    """The removal option: the same loop with an unlikelihood term on the true answer's tokens leaves the held-out
+    paraphrases' true answer less likely than the paper's UnSTAR does, on the same seed."""
+    import copy
+
+    from obliviate.metrics.answer_probes import true_answer_logprob
+
+    facts = [(q, ZORBIA.answer) for q in ZORBIA.heldout]
+    results = {}
+    for weight in (0.0, 3.0):
+        loaded = copy.deepcopy(knowing_model)
+        engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, AntiSampleTrainingConfig(learning_rate=1e-3))
+        settings = UnstarSettings(seed_questions=4, wrong_answers=3, escalations=0, target_unlearned=4, max_rounds=2,
+                                  passes=2, retain_step=False, unlikelihood_weight=weight)  # fmt: skip
+        pipeline = UnstarPipeline(engine, loaded.tokenizer, [ZORBIA], [TemplateBackend([ZORBIA])],
+                                  build_judge(["exact"]), settings, progress=False)  # fmt: skip
+        pipeline.run()
+        results[weight] = true_answer_logprob(engine.unwrapped, loaded.tokenizer, facts)["mean"]
+    assert results[3.0] < results[0.0] - 0.25, results  # measured: -1.71 vs -1.32 (4 steps each)

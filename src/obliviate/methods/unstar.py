@@ -72,6 +72,10 @@ class UnstarMethodConfig(MethodConfig):
         "original", description="retain-step targets: the model's correct replies before unlearning, or its current"
     )
     train_on_prompt: bool = Field(False, description="count the question tokens in the loss (authors did)")
+    unlikelihood_weight: float = Field(
+        0.0, ge=0, description="remove, not hide: weight of an unlikelihood term on the true answer's tokens in the "
+        "model's own replies that still give it, beside the anti-samples (0: the paper's UnSTAR)",
+    )
     antisamples: str | None = Field(None, description="train from this anti-sample JSONL instead of generating")
 
     @model_validator(mode="after")

@@ -23,3 +23,13 @@ def sequence_nll(logits: torch.Tensor, input_ids: torch.Tensor, target_mask: tor
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor, total_weight: float) -> torch.Tensor:
     """sum(w * v) / total_weight: the share of a global mean that one micro-batch contributes."""
     return (values * weights).sum() / total_weight
+
+
+def unlikelihood(logits: torch.Tensor, input_ids: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """Per row [B]: mean over the target tokens of -log(1 - p(token)) (unlikelihood training, Welleck et al.
+    2020). It pushes each token's probability towards 0 and, unlike gradient ascent, stops pushing once it is
+    small: no unbounded loss."""
+    mask = target_mask[:, 1:].to(torch.float32)
+    p = (-token_nll(logits, input_ids, target_mask)).exp() * mask  # 0 where not counted
+    penalty = -torch.log1p(-p.clamp(max=1 - 1e-6)) * mask
+    return penalty.sum(dim=1) / mask.sum(dim=1).clamp_min(1)

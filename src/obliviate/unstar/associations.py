@@ -33,6 +33,8 @@ from obliviate.errors import DataError
 
 BUILTIN_FILES = {
     "associations": "associations.jsonl",  # what SmolLM2-135M-Instruct knows, with its retention sets
+    "associations-dev": "associations_dev.jsonl",  # the three above + three more: for choosing settings
+    "associations-test": "associations_test.jsonl",  # eight others, only ever reported on
     "unrelated": "unrelated_facts.jsonl",  # facts about neither entity (evaluation)
     "retain": "retain_facts.jsonl",  # other facts for the STaR retain step (training)
 }
@@ -130,7 +132,7 @@ def builtin_path(name: str) -> Path:
 
 
 def resolve_associations(spec: str, limit: int | None = None) -> AssociationSet:
-    """A file path or ``builtin:associations``."""
+    """A file path or ``builtin:associations`` / ``builtin:associations-dev`` / ``builtin:associations-test``."""
     if spec.startswith("builtin:"):
         return load_associations(builtin_path(spec.removeprefix("builtin:")), limit=limit)
     return load_associations(spec, limit=limit)

@@ -21,6 +21,7 @@ from obliviate.unstar.antisamples import AntiSample, answer_target
 from obliviate.unstar.associations import QA, Association
 from obliviate.unstar.backends import Backend
 from obliviate.unstar.judge import AnyJudge, mentions, normalize
+from obliviate.unstar.removal import answer_span_example, sft_with_unlikelihood
 
 log = logging.getLogger("obliviate")
 
@@ -46,6 +47,7 @@ class UnstarSettings:
     probe_samples: int = 0
     train_on_prompt: bool = False
     seed: int = 0
+    unlikelihood_weight: float = 0.0
 
 
 @dataclass
@@ -56,6 +58,7 @@ class PoolQuestion:
     backends: dict[str, str]
     round: int
     unlearned: bool = False
+    reply: str | None = None  # the last greedy reply that still gave the answer
 
 
 @dataclass
@@ -199,7 +202,10 @@ class UnstarPipeline:
         if not active:
             return
         answers = [p.association.answer for p in active]
-        still = self.judge.matches(self.ask([p.question for p in active]), answers)
+        replies = self.ask([p.question for p in active])
+        still = self.judge.matches(replies, answers)
+        for p, reply, gives in zip(active, replies, still):
+            p.reply = reply if gives else None
         if self.s.probe_samples:
             prompts = [chat_prompt(self.tokenizer, p.question) for p in active]
             sampled = generate(self.engine.unwrapped, self.tokenizer, prompts,
@@ -264,13 +270,23 @@ class UnstarPipeline:
     # training -------------------------------------------------------------------------------------------
     def train(self, samples: Sequence[AntiSample], round_index: int) -> list[float]:
         """``passes`` shuffled passes of next-token SFT over the samples; returns the loss of every step."""
-        losses = sft(
-            self.engine, self.tokenizer, [(x.question, x.target) for x in samples], passes=self.s.passes,
-            batch_size=self.s.batch_size, train_on_prompt=self.s.train_on_prompt, seed=self.s.seed + round_index,
-            progress=self.progress, desc=f"anti-sample SFT (round {round_index})",
-        )  # fmt: skip
+        pairs = [(x.question, x.target) for x in samples]
+        common = dict(passes=self.s.passes, batch_size=self.s.batch_size, train_on_prompt=self.s.train_on_prompt,
+                      seed=self.s.seed + round_index, progress=self.progress)  # fmt: skip
+        spans = self.answer_spans() if self.s.unlikelihood_weight else []
+        if spans:
+            losses = sft_with_unlikelihood(self.engine, self.tokenizer, pairs, spans, self.s.unlikelihood_weight,
+                                           desc=f"anti-sample SFT + unlikelihood (round {round_index})", **common)
+        else:
+            losses = sft(self.engine, self.tokenizer, pairs, desc=f"anti-sample SFT (round {round_index})", **common)
         self.result.steps += len(losses)
         return losses
+
+    def answer_spans(self) -> list[tuple[list[int], list[int]]]:
+        """The true answer's tokens in the replies that still give it (pool questions, never held-out ones)."""
+        made = (answer_span_example(self.tokenizer, p.question, p.reply, p.association.answer)
+                for p in self.result.pool if p.reply and not p.unlearned)  # fmt: skip
+        return [m for m in made if m is not None]
 
     # the loop -------------------------------------------------------------------------------------------
     def consolidate(self, first_round: int) -> None:

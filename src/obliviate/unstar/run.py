@@ -54,6 +54,7 @@ def settings_from(cfg: UnstarConfig) -> UnstarSettings:
         batch_size=cfg.batch_size, rationale=cfg.rationale, escalation=cfg.escalation, retain_step=cfg.retain_step,
         consolidation_rounds=cfg.consolidation_rounds, retain_replies=cfg.retain_replies,
         probe_samples=cfg.probe_samples, train_on_prompt=cfg.train_on_prompt, seed=cfg.seed,
+        unlikelihood_weight=cfg.unlikelihood_weight,
     )  # fmt: skip
 
 
