@@ -122,7 +122,7 @@ def test_associations_cell_cuts_the_heldout_paraphrases(method, qa_files, tmp_pa
     # the held-out paraphrases were never trained on: their accuracy is the target
     assert m["sets"]["forget"]["after"] < m["sets"]["forget"]["before"], (method, m["sets"]["forget"])
     assert bool(list(tmp_path.glob("*/antisamples.jsonl"))) == (method == "unstar")  # only UnSTAR writes them
-    probes = m["summary"]["attacks"]  # beyond the greedy answer: the true answer's likelihood falls; leak@16 is measured
+    probes = m["summary"]["attacks"]  # beyond the greedy answer: the true answer gets less likely; leak@16 measured
     assert probes["answer_logprob"]["after"] < probes["answer_logprob"]["before"], (method, probes)
     assert probes["leak_at_k"]["k"] == 16 and 0 <= probes["leak_at_k"]["after"] <= 1
     assert "multiple_choice" not in probes  # these associations have no distractors
