@@ -285,3 +285,27 @@ def test_unstar_with_unlikelihood_makes_the_true_answer_less_likely(knowing_mode
         pipeline.run()
         results[weight] = true_answer_logprob(engine.unwrapped, loaded.tokenizer, facts)["mean"]
     assert results[3.0] < results[0.0] - 0.25, results  # measured: -1.71 vs -1.32 (4 steps each)
+
+
+def test_relearning_check_reports_the_share_that_comes_back(knowing_model):
+    """The associations' relearning check: the held-back half's accuracy before unlearning (from the evaluation's
+    items) against after unlearning and after relearning -> recovery = (after - before) / lost."""
+    import copy
+
+    from obliviate.unstar.evaluation import relearning_check
+
+    loaded = copy.deepcopy(knowing_model)
+    judge = build_judge(["exact"])
+    before = targeted_evaluation(loaded.model, loaded.tokenizer, [ZORBIA], UNRELATED, judge)
+    engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, AntiSampleTrainingConfig(learning_rate=1e-3))
+    wrong = [(q, "Lyon") for q in (ZORBIA.question, *ZORBIA.heldout)]
+    from obliviate.training.sft import sft
+
+    sft(engine, loaded.tokenizer, wrong, passes=20, batch_size=3)  # unlearn crudely: teach a wrong answer
+    out = relearning_check(engine.unwrapped, loaded.tokenizer, [ZORBIA], judge,
+                           AntiSampleTrainingConfig(learning_rate=1e-3), steps=5,
+                           before_items=before["forget"]["items"])  # fmt: skip
+    assert out["before_unlearning"] == 1.0 and out["before"] == 0.0  # the second paraphrase: known, then lost
+    assert out["recovery"] == pytest.approx((out["after"] - out["before"]) / 1.0)
+    assert relearning_check(engine.unwrapped, loaded.tokenizer, [ZORBIA], judge, AntiSampleTrainingConfig(),
+                            steps=5)["recovery"] is None  # fmt: skip

@@ -66,6 +66,8 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     relearn = m.get("relearning") or {}
     if "after" in relearn:
         attacks["relearning"] = {"before": relearn["before"], "after": relearn["after"]}
+        if relearn.get("recovery") is not None:
+            attacks["relearning"]["recovery"] = relearn["recovery"]
     probes = m.get("probes") or {}
     if probes:
         b, a = probes["before"], probes["after"]

@@ -80,16 +80,22 @@ def relearning_check(
     training: TrainingConfig,
     *,
     steps: int = 5,
+    before_items: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The relearning attack on associations: fine-tune a copy for ``steps`` steps on the first half of each
-    association's held-out paraphrases with the true answer; judged accuracy on the second half before and after."""
+    association's held-out paraphrases with the true answer; judged accuracy on the second half before and after.
+    ``before_items``: the forget set's judged replies before unlearning (targeted_evaluation's items), for the
+    share of what unlearning took from the second half that relearning gives back (``recovery``)."""
     first = [QA(q, a.answer) for a in associations for q in a.heldout[: len(a.heldout) // 2]]
     second = [QA(q, a.answer) for a in associations for q in a.heldout[len(a.heldout) // 2 :]]
     if not first or not second:
         return {"skipped": "the relearning check needs at least two held-out paraphrases per association"}
     pairs = [(f.question, answer_target(f.answer, None)) for f in first]
+    held_back = {f.question for f in second}
+    known = [i["correct"] for i in before_items if i["question"] in held_back]
     out = relearning_attack(model, tokenizer, pairs, lambda m: answer_accuracy(m, tokenizer, second, judge)[0],
                             steps=steps, learning_rate=training.learning_rate,
+                            before_unlearning=sum(known) / len(known) if known else None,
                             batch_size=max(1, -(-len(pairs) // steps)))  # fmt: skip
     return {**out, "measured_on": len(second)}
 

@@ -183,7 +183,8 @@ def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = Non
     relearn = None
     if cfg.relearn_steps:
         relearn = relearning_check(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
-                                   cfg.training, steps=cfg.relearn_steps)  # fmt: skip
+                                   cfg.training, steps=cfg.relearn_steps,
+                                   before_items=before["forget"]["items"])  # fmt: skip
     quantized = heldout_quantization(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
                                     cfg.quantization_bits)  # fmt: skip
     model_path = save_trained(trained, run_dir) if cfg.save_model else None
@@ -327,5 +328,11 @@ def unstar_summary(metrics: dict[str, Any]) -> str:
         lines += ["## Relearning check", "",
                   f"{relearn['steps']} steps on {relearn['trained_on']} held-out paraphrases with the true answer: "
                   f"accuracy on the other {relearn['measured_on']} went from {relearn['before']:.3f} to "
-                  f"{relearn['after']:.3f}.", ""]  # fmt: skip
+                  f"{relearn['after']:.3f}" + _recovered(relearn), ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _recovered(relearn: dict[str, Any]) -> str:
+    if relearn.get("recovery") is None:
+        return "."
+    return f" ({relearn['recovery']:.0%} of what unlearning took from them came back)."
