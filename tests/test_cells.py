@@ -127,6 +127,10 @@ def test_associations_cell_cuts_the_heldout_paraphrases(method, qa_files, tmp_pa
     assert probes["leak_at_k"]["k"] == 16 and 0 <= probes["leak_at_k"]["after"] <= 1
     assert "multiple_choice" not in probes  # these associations have no distractors
     assert "| true answer mean log-probability per token |" in next(tmp_path.glob("*/summary.md")).read_text()
+    membership = probes["membership"]  # held-out paraphrases against facts never known (builtin:unknown)
+    assert membership["auc_either"] == max(membership["auc"], 1 - membership["auc"])
+    report = next(tmp_path.glob("*/report.md")).read_text()
+    assert "| over-unlearned |" in report and "| still extractable |" in report
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,16 @@ def _chromium() -> str:
     pytest.skip("no Chromium on this machine (scripts/test.sh installs Debian's chromium when it runs as root)")
 
 
+def _dom(page, tmp_path) -> str:
+    """The page as headless Chromium builds it (scripts run, images decoded)."""
+    return subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def sga_run(memorizing_model, tmp_path_factory):
     """A real `obliviate unlearn --method sga` run directory on the tiny memorizing model."""
@@ -69,14 +79,7 @@ def test_report_html_renders_in_headless_chromium_with_its_plots(sga_run, tmp_pa
     assert page.is_file() and (run / "report.md").is_file()
     assert "## Guardrails" in (run / "report.md").read_text()
     assert write_html_report(run) == page  # rewriting is atomic and idempotent
-    browser = _chromium()
-    profile = tmp_path / "profile"
-    dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout  # fmt: skip
+    dom = _dom(page, tmp_path)
     body = re.search(r"<body([^>]*)>", dom).group(1)
     images = int(re.search(r'data-images="(\d+)"', body).group(1))
     decoded = int(re.search(r'data-images-decoded="(\d+)"', body).group(1))
@@ -85,6 +88,32 @@ def test_report_html_renders_in_headless_chromium_with_its_plots(sga_run, tmp_pa
     # the attack either way, with its interval, and the two-sided verdicts are rendered
     assert "AUC either way" in dom and re.search(r"\d\.\d{4} \[\d\.\d\d, \d\.\d\d\]", dom)
     for guardrail in ("over-unlearned", "still extractable", "utility collapse: perplexity"):
+        assert re.search(rf"<td>{guardrail}</td>\s*<td class=\"(pass|warn|fail)\">", dom), guardrail
+
+
+def test_associations_report_html_shows_the_membership_attack_either_way(knowing_model, tmp_path):
+    """An associations run (UnSTAR, template generator, tiny model that knows Zorbia): its report.html renders
+    the forgotten facts against never-known facts, AUC either way with its interval, and both verdicts."""
+    from dataclasses import asdict
+
+    from conftest import UNRELATED, ZORBIA
+
+    record = asdict(ZORBIA) | {"subject_facts": [asdict(f) for f in ZORBIA.subject_facts],
+                               "object_facts": [asdict(f) for f in ZORBIA.object_facts]}  # fmt: skip
+    (tmp_path / "assoc.jsonl").write_text(json.dumps(record) + "\n")
+    (tmp_path / "keep.jsonl").write_text("".join(json.dumps(asdict(f)) + "\n" for f in UNRELATED))
+    args = ["unlearn", str(tmp_path / "assoc.jsonl"), "--benchmark", "associations", "--method", "unstar",
+            "--model", str(save_model(knowing_model, tmp_path / "model")), "--generator", "template",
+            "--max-rounds", "1", "--set", f"benchmark.unrelated={tmp_path / 'keep.jsonl'}",
+            "--set", f"benchmark.retain={tmp_path / 'keep.jsonl'}", "--set", "benchmark.relearn_steps=0",
+            "--set", "benchmark.quantization_bits=[]", "--set", "benchmark.leak_k=2", "--no-save-model",
+            "--no-progress", "--output-dir", str(tmp_path / "runs"), "--device", "cpu", "--dtype", "float32"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (run,) = (tmp_path / "runs").iterdir()
+    dom = _dom(run / "report.html", tmp_path)
+    assert "never known, AUC either way" in dom and re.search(r"\d\.\d{3} \[\d\.\d\d, \d\.\d\d\]", dom)
+    for guardrail in ("over-unlearned", "still extractable"):
         assert re.search(rf"<td>{guardrail}</td>\s*<td class=\"(pass|warn|fail)\">", dom), guardrail
 
 

@@ -64,11 +64,11 @@ def membership_verdicts(metrics: dict[str, Any], cfg: GuardrailConfig = DEFAULTS
             either = 0.5 + abs(value - 0.5)
             if (value > 0.5) == (side == "above") and value != 0.5:
                 grades.append(_grade(either, cfg.membership_auc_warn, cfg.membership_auc_fail))
-                details.append(f"strongest attack: members {how} likely than never-seen text, AUC either way "
+                details.append(f"strongest attack: members {how} likely than the never-seen reference, AUC either way "
                                f"{either:.3f}")  # fmt: skip
             else:
                 grades.append(PASS)
-                details.append(f"no attack finds members {how} likely than never-seen text")
+                details.append(f"no attack finds members {how} likely than the never-seen reference")
         out.append(Verdict(name, _worst(grades), "; ".join(details)))
     return out
 

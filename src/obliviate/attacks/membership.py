@@ -18,7 +18,7 @@ from obliviate.metrics.answers import answer_nlls
 from obliviate.metrics.roc import roc_summary
 
 register(AttackSpec("membership", "can an attacker tell the forget set from never-seen data?",
-                    frozenset({"memorization", "qa", "tofu"})))  # fmt: skip
+                    frozenset({"memorization", "qa", "tofu", "associations"})))  # fmt: skip
 
 
 def membership_attack(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, members: Sequence[tuple[str, str]],

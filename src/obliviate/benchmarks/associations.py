@@ -76,6 +76,10 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
             attacks["multiple_choice"] = {"before": mc_b["accuracy"], "after": mc_a["accuracy"],
                                           "chance": mc_b["chance"]}  # fmt: skip
         attacks["answer_logprob"] = {"before": b["answer_logprob"]["mean"], "after": a["answer_logprob"]["mean"]}
+        if "membership" in a:  # forgotten facts against facts never known (the guardrails read it)
+            m_a = a["membership"]
+            attacks["membership"] = {"auc": m_a["auc"], "auc_either": m_a["auc_either"],
+                                     "auc_before": b["membership"]["auc"]}  # fmt: skip
         if "leak_at_k" in b:
             attacks["leak_at_k"] = {"k": b["leak_at_k"]["k"], "before": b["leak_at_k"]["leak"],
                                     "after": a["leak_at_k"]["leak"]}  # fmt: skip

@@ -37,6 +37,7 @@ BUILTIN_FILES = {
     "associations-test": "associations_test.jsonl",  # eight others, only ever reported on
     "unrelated": "unrelated_facts.jsonl",  # facts about neither entity (evaluation)
     "retain": "retain_facts.jsonl",  # other facts for the STaR retain step (training)
+    "unknown": "unknown_facts.jsonl",  # facts SmolLM2-135M-Instruct gets wrong (membership non-members)
 }
 
 
@@ -139,7 +140,7 @@ def resolve_associations(spec: str, limit: int | None = None) -> AssociationSet:
 
 
 def resolve_qa(spec: str, limit: int | None = None) -> list[QA]:
-    """A file path or ``builtin:unrelated`` / ``builtin:retain``."""
+    """A file path or ``builtin:unrelated`` / ``builtin:retain`` / ``builtin:unknown``."""
     if spec.startswith("builtin:"):
         return load_qa(builtin_path(spec.removeprefix("builtin:")), limit=limit)
     return load_qa(spec, limit=limit)

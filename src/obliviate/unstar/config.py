@@ -21,6 +21,10 @@ class UnstarConfig(UnstarMethodConfig):
     forget: str = Field("builtin:associations", description="associations to cut (file or builtin:associations)")
     unrelated: str | None = Field("builtin:unrelated", description="facts about neither entity (evaluation)")
     retain: str | None = Field("builtin:retain", description="facts for the STaR retain step (training)")
+    unknown: str | None = Field(
+        "builtin:unknown", description="facts the model does not know: membership non-members (a forgotten fact "
+        "should look like one of these, neither more nor less likely)"
+    )
     limit: int | None = Field(None, ge=1, description="only the first N associations")
     eval_judge: list[str] = Field(default_factory=lambda: ["exact"], description="judge for the evaluation sets")
     relearn_steps: int = Field(5, ge=0, description="relearning check: steps on half the held-out paraphrases")

@@ -17,6 +17,8 @@ from transformers import PreTrainedTokenizerBase
 from obliviate.attacks.relearning import relearning_attack
 from obliviate.config import TrainingConfig
 from obliviate.metrics.answer_probes import Choice, leak_at_k, multiple_choice, true_answer_logprob
+from obliviate.metrics.roc import roc_summary
+from obliviate.metrics.uncertainty import auc_intervals
 from obliviate.models.generation import Sampling, chat_prompt, generate
 from obliviate.unstar.antisamples import answer_target
 from obliviate.unstar.associations import QA, Association
@@ -101,13 +103,22 @@ def relearning_check(
 
 
 def association_probes(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
-                       associations: Sequence[Association], judge: AnyJudge, *, leak_k: int,
-                       seed: int = 0) -> dict[str, Any]:  # fmt: skip
+                       associations: Sequence[Association], judge: AnyJudge, *, leak_k: int, seed: int = 0,
+                       unknown: Sequence[QA] = ()) -> dict[str, Any]:  # fmt: skip
     """On the held-out paraphrases: multiple choice against each association's distractors (by answer
-    likelihood), leak@k at temperature 1 (``leak_k`` 0: skipped) and the true answer's log-probability."""
+    likelihood), leak@k at temperature 1 (``leak_k`` 0: skipped), the true answer's log-probability and, with
+    ``unknown`` facts (ones the model never knew), the membership attack on it: held-out paraphrases (members)
+    against those facts, AUC either way with a bootstrap interval - a forgotten fact should look never known,
+    neither more likely (still known) nor less (over-unlearned)."""
     facts = [(q, a.answer) for a in associations for q in a.heldout]
     choices = [Choice(q, a.answer, a.distractors) for a in associations for q in a.heldout]
     out: dict[str, Any] = {"answer_logprob": true_answer_logprob(model, tokenizer, facts)}
+    if unknown and facts:
+        members = out["answer_logprob"]["values"]
+        nonmembers = true_answer_logprob(model, tokenizer, [(f.question, f.answer) for f in unknown])["values"]
+        roc = {k: v for k, v in roc_summary(members, nonmembers).items() if k != "curve"}
+        ci = auc_intervals(members, nonmembers, seed=seed)
+        out["membership"] = roc | {"auc_ci": ci["auc"], "auc_either_ci": ci["auc_either"]}
     if any(c.distractors for c in choices):  # associations without distractors have no multiple choice
         out["multiple_choice"] = multiple_choice(model, tokenizer, choices)
     if leak_k:
@@ -131,4 +142,12 @@ def probe_rows(probes: dict[str, Any]) -> list[list[str]]:
                      f"{before['leak_at_k']['leak']:.3f}", f"{after['leak_at_k']['leak']:.3f}",
                      f"share of sampled replies correct {before['leak_at_k']['mean_hit_rate']:.3f} -> "
                      f"{after['leak_at_k']['mean_hit_rate']:.3f}"])  # fmt: skip
+    if "membership" in before:
+        mb, ma = before["membership"], after["membership"]
+        ci = ma["auc_either_ci"]
+        rows.append(["membership: true answer likelihood vs facts never known, AUC either way [95% CI]",
+                     f"{mb['auc_either']:.3f} ({mb['direction']})",
+                     f"{ma['auc_either']:.3f} [{ci[0]:.2f}, {ci[1]:.2f}] ({ma['direction']})",
+                     f"members {ma['direction']} than never-known facts; {ma['n_members']} vs "
+                     f"{ma['n_nonmembers']}"])  # fmt: skip
     return rows

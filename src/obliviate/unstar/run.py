@@ -93,6 +93,8 @@ def _judge(kinds: list[str], backends: list[Backend]) -> AnyJudge:
 def read_inputs(cfg: UnstarConfig) -> None:
     """Read every input file of a run (associations, fact sets, anti-samples): a bad one fails before any work."""
     _inputs(cfg)
+    if cfg.unknown:
+        resolve_qa(cfg.unknown)
     if cfg.antisamples:
         read_antisamples(cfg.antisamples)
 
@@ -136,8 +138,9 @@ def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = Non
     before = targeted_evaluation(loaded.model, loaded.tokenizer, list(associations), unrelated, eval_judge)
     log.info("before: %s", {k: round(before[k]["accuracy"], 3) for k in SETS})
     warn_unknown_facts(before)
+    unknown = resolve_qa(cfg.unknown) if cfg.unknown else []
     probe = lambda model: association_probes(model, loaded.tokenizer, list(associations), eval_judge,  # noqa: E731
-                                             leak_k=cfg.leak_k, seed=cfg.seed)  # fmt: skip
+                                             leak_k=cfg.leak_k, seed=cfg.seed, unknown=unknown)  # fmt: skip
     probes = {"before": probe(loaded.model)}
     engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, cfg.training,
                     cpu=resolve_device(cfg.model.device).type == "cpu")  # fmt: skip
