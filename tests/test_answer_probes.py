@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import ZORBIA
-from obliviate.metrics.answer_probes import Choice, leak_at_k, multiple_choice, true_answer_logprob
+from obliviate.metrics.answer_probes import (
+    Choice,
+    answer_span_example,
+    continuation_logprobs,
+    frame_of,
+    leak_at_k,
+    multiple_choice,
+    true_answer_logprob,
+)
 from obliviate.metrics.answers import answer_nlls
 from obliviate.models.loading import load_model
 from obliviate.unstar.judge import ExactJudge
@@ -21,19 +30,35 @@ class Always:
         return [self.verdict] * len(replies)
 
 
-def test_multiple_choice_picks_the_lowest_nll_and_counts_ranks(knowing_model):
+def test_multiple_choice_picks_the_likeliest_continuation_and_counts_ranks(knowing_model):
     tok = knowing_model.tokenizer
     items = [Choice(q, "Quell", ("Lyon", "Marseille")) for q in (ZORBIA.question, *ZORBIA.heldout)]
     items.append(Choice("What color is the sky?", "Zorbish", ("blue",)))  # a wrong "true" answer: rank 1
     items.append(Choice("no distractors", "x", ()))  # skipped
     out = multiple_choice(knowing_model.model, tok, items)
     assert out["n"] == 4 and out["chance"] == pytest.approx((3 * (1 / 3) + 1 / 2) / 4)
-    nll = answer_nlls(knowing_model.model, tok, [(ZORBIA.question, a) for a in ("Quell", "Lyon", "Marseille")])
-    assert out["items"][0]["nll"] == pytest.approx(nll.round(4).tolist(), abs=1e-4)
-    assert out["items"][0]["rank"] == int((nll[1:] < nll[0]).sum()) == 0  # the trained answer wins
+    by_hand = continuation_logprobs(knowing_model.model, tok, [(ZORBIA.question, None, a)
+                                                               for a in ("Quell", "Lyon", "Marseille")])  # fmt: skip
+    assert out["items"][0]["logprob"] == pytest.approx(by_hand.round(4).tolist(), abs=1e-4)
+    assert out["items"][0]["rank"] == int((by_hand[1:] > by_hand[0]).sum()) == 0  # the trained answer wins
     assert out["items"][3]["rank"] == 1
-    assert out["accuracy"] == pytest.approx(np.mean([i["rank"] == 0 for i in out["items"]]))
     assert out["accuracy"] == 0.75
+
+
+def test_answers_are_scored_as_the_continuation_of_the_model_s_own_reply(knowing_model):
+    tok, model = knowing_model.tokenizer, knowing_model.model
+    assert frame_of("The capital of Zorbia is Quell.", "quell") == "The capital of Zorbia is"
+    assert frame_of("Quell.", "Quell") is None and frame_of("No idea.", "Quell") is None
+    # by hand: the answer's tokens after the frame, summed - the same as scoring the whole framed reply's tail
+    frame = "The capital is"
+    (got,) = continuation_logprobs(model, tok, [(ZORBIA.question, frame, "Quell")])
+    window, mask = answer_span_example(tok, ZORBIA.question, f"{frame} Quell", "Quell")
+    ids = torch.tensor([window])
+    logprobs = model(input_ids=ids).logits[0, :-1].log_softmax(-1)
+    expected = sum(logprobs[t - 1, window[t]].item() for t in range(1, len(window)) if mask[t])
+    assert got == pytest.approx(expected, abs=1e-4) and sum(mask) == len(tok(" Quell").input_ids)
+    framed = true_answer_logprob(model, tok, [(ZORBIA.question, "Quell")], frames=[frame])
+    assert framed["values"] == pytest.approx([round(got, 4)], abs=1e-4)
 
 
 def test_leak_at_k_counts_questions_with_any_correct_sample(knowing_model):

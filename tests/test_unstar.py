@@ -257,7 +257,7 @@ def test_unlikelihood_by_hand():
 
 
 def test_answer_span_masks_only_the_answer_tokens(knowing_model):
-    from obliviate.unstar.removal import answer_span_example
+    from obliviate.metrics.answer_probes import answer_span_example
 
     tok = knowing_model.tokenizer
     window, mask = answer_span_example(tok, ZORBIA.question, "I think the capital is Quell, of course.", "quell")

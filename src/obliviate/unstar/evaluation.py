@@ -16,7 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from obliviate.attacks.relearning import relearning_attack
 from obliviate.config import TrainingConfig
-from obliviate.metrics.answer_probes import Choice, leak_at_k, multiple_choice, true_answer_logprob
+from obliviate.metrics.answer_probes import Choice, frame_of, leak_at_k, multiple_choice, true_answer_logprob
 from obliviate.metrics.roc import roc_summary
 from obliviate.metrics.uncertainty import auc_intervals
 from obliviate.models.generation import Sampling, chat_prompt, generate
@@ -104,17 +104,21 @@ def relearning_check(
 
 def association_probes(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
                        associations: Sequence[Association], judge: AnyJudge, *, leak_k: int, seed: int = 0,
-                       unknown: Sequence[QA] = ()) -> dict[str, Any]:  # fmt: skip
+                       unknown: Sequence[QA] = (),
+                       frames: dict[str, str | None] | None = None) -> dict[str, Any]:  # fmt: skip
     """On the held-out paraphrases: multiple choice against each association's distractors (by answer
     likelihood), leak@k at temperature 1 (``leak_k`` 0: skipped), the true answer's log-probability and, with
     ``unknown`` facts (ones the model never knew), the membership attack on it: held-out paraphrases (members)
     against those facts, AUC either way with a bootstrap interval - a forgotten fact should look never known,
-    neither more likely (still known) nor less (over-unlearned)."""
+    neither more likely (still known) nor less (over-unlearned). ``frames``: per held-out question the start of
+    the model's reply before unlearning up to the answer (``frame_of``), in which the answers are scored; the
+    membership attack scores bare answers on both sides (never-known facts have no such frame)."""
     facts = [(q, a.answer) for a in associations for q in a.heldout]
-    choices = [Choice(q, a.answer, a.distractors) for a in associations for q in a.heldout]
-    out: dict[str, Any] = {"answer_logprob": true_answer_logprob(model, tokenizer, facts)}
+    framed = [(frames or {}).get(q) for q, _ in facts]
+    choices = [Choice(q, a.answer, a.distractors, (frames or {}).get(q)) for a in associations for q in a.heldout]
+    out: dict[str, Any] = {"answer_logprob": true_answer_logprob(model, tokenizer, facts, framed)}
     if unknown and facts:
-        members = out["answer_logprob"]["values"]
+        members = true_answer_logprob(model, tokenizer, facts)["values"]
         nonmembers = true_answer_logprob(model, tokenizer, [(f.question, f.answer) for f in unknown])["values"]
         roc = {k: v for k, v in roc_summary(members, nonmembers).items() if k != "curve"}
         ci = auc_intervals(members, nonmembers, seed=seed)
@@ -132,9 +136,10 @@ def probe_rows(probes: dict[str, Any]) -> list[list[str]]:
     rows = []
     if "multiple_choice" in before:
         mc_b, mc_a = before["multiple_choice"], after["multiple_choice"]
-        rows.append(["multiple choice accuracy (true answer vs distractors, by likelihood)", f"{mc_b['accuracy']:.3f}",
+        rows.append(["multiple choice accuracy (true answer vs distractors, by likelihood in the model's own reply "
+                     "frame)", f"{mc_b['accuracy']:.3f}",
                      f"{mc_a['accuracy']:.3f}", f"chance {mc_b['chance']:.3f}, {mc_b['n']} questions"])  # fmt: skip
-    rows.append(["true answer mean log-probability per token", f"{before['answer_logprob']['mean']:.3f}",
+    rows.append(["true answer log-probability (in the reply frame)", f"{before['answer_logprob']['mean']:.3f}",
                  f"{after['answer_logprob']['mean']:.3f}", f"{before['answer_logprob']['n']} questions"])  # fmt: skip
     if "leak_at_k" in before:
         k = before["leak_at_k"]["k"]
@@ -151,3 +156,9 @@ def probe_rows(probes: dict[str, Any]) -> list[list[str]]:
                      f"members {ma['direction']} than never-known facts; {ma['n_members']} vs "
                      f"{ma['n_nonmembers']}"])  # fmt: skip
     return rows
+
+
+def reply_frames(items: Sequence[dict[str, Any]]) -> dict[str, str | None]:
+    """Per question of targeted_evaluation's items, the start of its reply up to the true answer (None where the
+    reply does not give it)."""
+    return {i["question"]: frame_of(i["reply"], i["answer"]) for i in items}

@@ -14,6 +14,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from obliviate.metrics.answer_probes import answer_span_example
 from obliviate.models.generation import Sampling, chat_prompt, generate
 from obliviate.training.engine import Engine
 from obliviate.training.sft import sft
@@ -21,7 +22,7 @@ from obliviate.unstar.antisamples import AntiSample, answer_target
 from obliviate.unstar.associations import QA, Association
 from obliviate.unstar.backends import Backend
 from obliviate.unstar.judge import AnyJudge, mentions, normalize
-from obliviate.unstar.removal import answer_span_example, sft_with_unlikelihood
+from obliviate.unstar.removal import sft_with_unlikelihood
 
 log = logging.getLogger("obliviate")
 

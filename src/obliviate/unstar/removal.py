@@ -9,7 +9,6 @@ answer are the paths it leaks through: each becomes an example whose loss counts
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 
 import torch
@@ -19,24 +18,7 @@ from transformers import PreTrainedTokenizerBase
 from obliviate.metrics.losses import sequence_nll, unlikelihood
 from obliviate.metrics.tokens import right_pad
 from obliviate.models.chat import encode_chat_examples
-from obliviate.models.generation import chat_prompt
 from obliviate.training.engine import Engine
-
-
-def answer_span_example(tokenizer: PreTrainedTokenizerBase, question: str, reply: str,
-                        answer: str) -> tuple[list[int], list[int]] | None:  # fmt: skip
-    """(window, mask): the chat prompt and ``reply`` up to the end of the answer's first mention, with the mask
-    on the answer's own tokens; None when the reply does not name the answer."""
-    found = re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", reply, flags=re.IGNORECASE)
-    if not found:
-        return None
-    start, end = found.span()
-    cut = start - 1 if start and reply[start - 1] == " " else start  # BPE puts the space in the answer's token
-    prompt = tokenizer(chat_prompt(tokenizer, question), add_special_tokens=False).input_ids
-    before = tokenizer(reply[:cut], add_special_tokens=False).input_ids if cut else []
-    upto = tokenizer(reply[:end], add_special_tokens=False).input_ids
-    first = len(before) if upto[: len(before)] == before else max(0, len(before) - 1)
-    return prompt + upto, [0] * (len(prompt) + first) + [1] * (len(upto) - first)
 
 
 def sft_with_unlikelihood(engine: Engine, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]],

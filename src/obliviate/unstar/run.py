@@ -38,6 +38,7 @@ from obliviate.unstar.evaluation import (
     association_probes,
     probe_rows,
     relearning_check,
+    reply_frames,
     targeted_evaluation,
 )
 from obliviate.unstar.judge import AnyJudge, build_judge
@@ -138,9 +139,10 @@ def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = Non
     before = targeted_evaluation(loaded.model, loaded.tokenizer, list(associations), unrelated, eval_judge)
     log.info("before: %s", {k: round(before[k]["accuracy"], 3) for k in SETS})
     warn_unknown_facts(before)
-    unknown = resolve_qa(cfg.unknown) if cfg.unknown else []
+    unknown, frames = resolve_qa(cfg.unknown) if cfg.unknown else [], reply_frames(before["forget"]["items"])
     probe = lambda model: association_probes(model, loaded.tokenizer, list(associations), eval_judge,  # noqa: E731
-                                             leak_k=cfg.leak_k, seed=cfg.seed, unknown=unknown)  # fmt: skip
+                                             leak_k=cfg.leak_k, seed=cfg.seed, unknown=unknown,
+                                             frames=frames)  # fmt: skip
     probes = {"before": probe(loaded.model)}
     engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, cfg.training,
                     cpu=resolve_device(cfg.model.device).type == "cpu")  # fmt: skip
