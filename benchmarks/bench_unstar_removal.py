@@ -25,7 +25,8 @@ BARS = {"forget": 0.10, "mc_margin": 0.10, "leak": 0.20, "recovery": 0.5, "kept"
 
 
 def _run(args, forget: str, seed: int, weight: float, limit: int | None = None) -> tuple[Path, dict, float]:
-    config = {"method": {"name": "unstar", "unlikelihood_weight": weight},
+    extra = dict(args.removal_settings) if weight else {}
+    config = {"method": {"name": "unstar", "unlikelihood_weight": weight, **extra},
               "benchmark": {"name": "associations", "leak_k": args.leak_k}, "forget": forget, "limit": limit,
               "seed": seed, "save_model": False, "progress": False, "output_dir": args.output_dir}  # fmt: skip
     started = time.perf_counter()
@@ -93,12 +94,24 @@ def _timing(args) -> str:
             f"({'within' if ratio <= 3 else 'over'} the 3x bar).\n")  # fmt: skip
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=["dev", "test"], default="dev")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--weight", type=float, default=1.0, help="unlikelihood weight of the removal variant")
     parser.add_argument("--variants", nargs="+", default=["paper", "removal"], choices=["paper", "removal"])
+    parser.add_argument("--set", dest="removal_settings", nargs="*", default=[], type=_setting, metavar="KEY=VALUE",
+                        help="more method settings of the removal variant, e.g. probe_samples=8 passes=6")  # fmt: skip
     parser.add_argument("--leak-k", type=int, default=16)
     parser.add_argument("--timing", action="store_true")
     parser.add_argument("--output-dir", default="runs/bench_unstar_removal")
@@ -119,7 +132,8 @@ def main() -> None:
     body = (
         f"Associations `{forget}` on SmolLM2-135M-Instruct, fp32. UnSTAR defaults (self-taught generator, template "
         f"fallback, Adam 4e-5, batch 4, 4 passes per round, up to 6 rounds); removal: the same plus "
-        f"method.unlikelihood_weight={args.weight:g}. Bars (issue 14): held-out accuracy <= {BARS['forget']:.0%}, "
+        f"method.unlikelihood_weight={args.weight:g}" + "".join(f", method.{k}={v}" for k, v in args.removal_settings)
+        + f". Bars (issue 14): held-out accuracy <= {BARS['forget']:.0%}, "
         f"multiple choice <= chance + {BARS['mc_margin']:.0%}, leak@{args.leak_k} <= {BARS['leak']:.0%}, relearning "
         f"recovery <= {BARS['recovery']:.0%}, subject / object / unrelated >= {BARS['kept']:.0%} of before. "
         "The worst-seed row takes each column's worst value over the seeds.\n\n" + "\n".join(lines) + "\n\n"

@@ -54,9 +54,10 @@ def test_relearning_attack_reports_recovery_only_when_something_was_lost(knowing
     reused = relearning_on_answers(model, tok, pairs, before_unlearning=p, steps=1, learning_rate=1e-5, nlls=nlls)
     assert reused["before"] == pytest.approx(unchanged["before"], abs=1e-6)
     nonmembers = [("What is the capital of France?", "Paris.")] * 2
-    assert membership_attack(model, tok, pairs, nonmembers, member_nlls=nlls)["auc"] == pytest.approx(
-        membership_attack(model, tok, pairs, nonmembers)["auc"]
-    )
+    attack = membership_attack(model, tok, pairs, nonmembers, member_nlls=nlls)
+    assert attack["auc"] == pytest.approx(membership_attack(model, tok, pairs, nonmembers)["auc"])
+    assert attack["auc_ci"][0] <= attack["auc"] <= attack["auc_ci"][1]  # identical pairs: one ROC, a point interval
+    assert attack["auc_either_ci"][0] <= attack["auc_either"] <= attack["auc_either_ci"][1]
 
 
 def test_tofu_cli_runs_end_to_end_and_reuses_the_fine_tuned_models(shared_data, tmp_path):

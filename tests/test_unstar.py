@@ -287,6 +287,29 @@ def test_unstar_with_unlikelihood_makes_the_true_answer_less_likely(knowing_mode
     assert results[3.0] < results[0.0] - 0.25, results  # measured: -1.71 vs -1.32 (4 steps each)
 
 
+def test_sft_extra_term_adds_to_the_loss_the_guard_watches(knowing_model):
+    """sft's per-step extra term: a zero term trains exactly as plain SFT (same NLL path, same losses); a nonzero
+    term changes the update but the reported loss stays the SFT NLL plus the term's value."""
+    import copy
+
+    import torch
+
+    from obliviate.training.sft import sft
+
+    pairs = [(q, f"It is {ZORBIA.answer}.") for q in ZORBIA.heldout]
+    runs = {}
+    for name, extra in (("plain", None), ("zero", lambda: lambda m: 0.0 * next(m.parameters()).sum()),
+                        ("plus one", lambda: lambda m: 1.0 + 0.0 * next(m.parameters()).sum())):  # fmt: skip
+        loaded = copy.deepcopy(knowing_model)
+        engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, AntiSampleTrainingConfig(learning_rate=1e-3))
+        runs[name] = sft(engine, loaded.tokenizer, pairs, passes=2, batch_size=2, seed=3, extra=extra)
+        if name == "plain":
+            weights = [p.detach().clone() for p in engine.unwrapped.parameters()]
+    assert runs["zero"] == pytest.approx(runs["plain"], rel=1e-5)
+    assert runs["plus one"] == pytest.approx([x + 1.0 for x in runs["plain"]], rel=1e-5)  # constant: same updates
+    assert any(not torch.equal(w, p) for w, p in zip(weights, knowing_model.model.parameters()))
+
+
 def test_relearning_check_reports_the_share_that_comes_back(knowing_model):
     """The associations' relearning check: the held-back half's accuracy before unlearning (from the evaluation's
     items) against after unlearning and after relearning -> recovery = (after - before) / lost."""

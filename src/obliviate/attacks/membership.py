@@ -16,14 +16,18 @@ from transformers import PreTrainedTokenizerBase
 from obliviate.attacks.spec import AttackSpec, register
 from obliviate.metrics.answers import answer_nlls
 from obliviate.metrics.roc import roc_summary
+from obliviate.metrics.uncertainty import auc_intervals
 
 register(AttackSpec("membership", "can an attacker tell the forget set from never-seen data?",
-                    frozenset({"memorization", "qa", "tofu", "associations"})))  # fmt: skip
+                    frozenset({"memorization", "qa", "tofu", "associations", "muse-news"})))  # fmt: skip
 
 
 def membership_attack(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, members: Sequence[tuple[str, str]],
-                      nonmembers: Sequence[tuple[str, str]],
-                      member_nlls: Sequence[float] | None = None) -> dict[str, Any]:  # fmt: skip
-    """ROC of the loss attack. ``member_nlls``: the members' NLLs when already computed."""
+                      nonmembers: Sequence[tuple[str, str]], member_nlls: Sequence[float] | None = None, *,
+                      seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """ROC of the loss attack with bootstrap intervals of its AUC and AUC either way (``auc_ci``,
+    ``auc_either_ci``; ``seed`` seeds the resampling). ``member_nlls``: the members' NLLs when already computed."""
     member = answer_nlls(model, tokenizer, members) if member_nlls is None else np.asarray(member_nlls, dtype=float)
-    return roc_summary(-member, -answer_nlls(model, tokenizer, nonmembers))
+    nonmember = answer_nlls(model, tokenizer, nonmembers)
+    ci = auc_intervals(-member, -nonmember, seed=seed)
+    return roc_summary(-member, -nonmember) | {"auc_ci": ci["auc"], "auc_either_ci": ci["auc_either"]}

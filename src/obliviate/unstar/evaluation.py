@@ -14,11 +14,10 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from obliviate.attacks.membership import membership_attack
 from obliviate.attacks.relearning import relearning_attack
 from obliviate.config import TrainingConfig
 from obliviate.metrics.answer_probes import Choice, frame_of, leak_at_k, multiple_choice, true_answer_logprob
-from obliviate.metrics.roc import roc_summary
-from obliviate.metrics.uncertainty import auc_intervals
 from obliviate.models.generation import Sampling, chat_prompt, generate
 from obliviate.unstar.antisamples import answer_target
 from obliviate.unstar.associations import QA, Association
@@ -118,11 +117,8 @@ def association_probes(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBas
     choices = [Choice(q, a.answer, a.distractors, (frames or {}).get(q)) for a in associations for q in a.heldout]
     out: dict[str, Any] = {"answer_logprob": true_answer_logprob(model, tokenizer, facts, framed)}
     if unknown and facts:
-        members = true_answer_logprob(model, tokenizer, facts)["values"]
-        nonmembers = true_answer_logprob(model, tokenizer, [(f.question, f.answer) for f in unknown])["values"]
-        roc = {k: v for k, v in roc_summary(members, nonmembers).items() if k != "curve"}
-        ci = auc_intervals(members, nonmembers, seed=seed)
-        out["membership"] = roc | {"auc_ci": ci["auc"], "auc_either_ci": ci["auc_either"]}
+        roc = membership_attack(model, tokenizer, facts, [(f.question, f.answer) for f in unknown], seed=seed)
+        out["membership"] = {k: v for k, v in roc.items() if k != "curve"}
     if any(c.distractors for c in choices):  # associations without distractors have no multiple choice
         out["multiple_choice"] = multiple_choice(model, tokenizer, choices)
     if leak_k:

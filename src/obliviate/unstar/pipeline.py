@@ -22,7 +22,7 @@ from obliviate.unstar.antisamples import AntiSample, answer_target
 from obliviate.unstar.associations import QA, Association
 from obliviate.unstar.backends import Backend
 from obliviate.unstar.judge import AnyJudge, mentions, normalize
-from obliviate.unstar.removal import sft_with_unlikelihood
+from obliviate.unstar.removal import unlikelihood_term
 
 log = logging.getLogger("obliviate")
 
@@ -59,7 +59,7 @@ class PoolQuestion:
     backends: dict[str, str]
     round: int
     unlearned: bool = False
-    reply: str | None = None  # the last greedy reply that still gave the answer
+    reply: str | None = None  # the last reply (greedy, else a sampled one) that still gave the answer
 
 
 @dataclass
@@ -214,6 +214,9 @@ class UnstarPipeline:
                                seed=self.s.seed + len(self.result.rounds))  # fmt: skip
             for j in range(self.s.probe_samples):
                 hits = self.judge.matches([r[j] for r in sampled], answers)
+                for p, reply, hit in zip(active, sampled, hits):
+                    if hit and p.reply is None:  # greedy hides it, sampling leaks it: the leak is the path
+                        p.reply = reply[j]
                 still = [a or b for a, b in zip(still, hits)]
         for p, gives_answer in zip(active, still):
             p.unlearned = not gives_answer
@@ -275,11 +278,9 @@ class UnstarPipeline:
         common = dict(passes=self.s.passes, batch_size=self.s.batch_size, train_on_prompt=self.s.train_on_prompt,
                       seed=self.s.seed + round_index, progress=self.progress)  # fmt: skip
         spans = self.answer_spans() if self.s.unlikelihood_weight else []
-        if spans:
-            losses = sft_with_unlikelihood(self.engine, self.tokenizer, pairs, spans, self.s.unlikelihood_weight,
-                                           desc=f"anti-sample SFT + unlikelihood (round {round_index})", **common)
-        else:
-            losses = sft(self.engine, self.tokenizer, pairs, desc=f"anti-sample SFT (round {round_index})", **common)
+        extra = unlikelihood_term(self.engine, spans, self.s.unlikelihood_weight, self.s.batch_size) if spans else None
+        label = "anti-sample SFT + unlikelihood" if extra else "anti-sample SFT"
+        losses = sft(self.engine, self.tokenizer, pairs, desc=f"{label} (round {round_index})", extra=extra, **common)
         self.result.steps += len(losses)
         return losses
 
