@@ -19,7 +19,7 @@ LAYERS = [
     {"metrics"},
     {"training", "evaluation"},
     {"methods", "attacks"},
-    {"unlearning", "unstar", "tofu", "testbed"},
+    {"unlearning", "unstar", "tofu", "testbed", "muse"},
     {"benchmarks"},
     {"runner", "registry_table", "guardrails"},
     {"reports"},

@@ -15,7 +15,7 @@ import torch
 from obliviate.attacks.spec import AttackSpec, register
 
 register(AttackSpec("quantization", "does rounding the weights to 8 / 4 bits bring the forgotten answers back?",
-                    frozenset({"qa", "associations", "tofu"})))  # fmt: skip
+                    frozenset({"qa", "associations", "tofu", "muse-news"})))  # fmt: skip
 
 QUANTIZATION_NOTE = (
     "round-to-nearest weight-only quantization, stored dequantized: what an int8 / int4 kernel computes; "

@@ -22,7 +22,7 @@ from obliviate.training.sft import sft
 MIN_LOST = 0.05  # below this loss of the forget metric there is nothing to recover
 
 register(AttackSpec("relearning", "do a few fine-tuning steps on part of the forget set bring the rest back?",
-                    frozenset({"qa", "associations", "tofu"})))  # fmt: skip
+                    frozenset({"qa", "associations", "tofu", "muse-news"})))  # fmt: skip
 
 
 def relearning_attack(
@@ -42,8 +42,14 @@ def relearning_attack(
     size = batch_size or len(train)
     passes = max(1, -(-steps * size // len(train)))
     losses = sft(engine, tokenizer, list(train), passes=passes, batch_size=size, seed=seed)[:steps]
-    after = measure(engine.unwrapped)
-    out: dict[str, Any] = {"steps": len(losses), "trained_on": len(train), "before": before, "after": after,
+    return _outcome(len(losses), len(train), before, measure(engine.unwrapped), before_unlearning)
+
+
+def _outcome(steps: int, trained_on: int, before: float, after: float,
+             before_unlearning: float | None) -> dict[str, Any]:  # fmt: skip
+    """The attack's record: the score before and after relearning and, against the score before unlearning, the
+    share of what unlearning took that came back (``recovery``)."""
+    out: dict[str, Any] = {"steps": steps, "trained_on": trained_on, "before": before, "after": after,
                            "before_unlearning": before_unlearning, "recovery": None}  # fmt: skip
     if before_unlearning is not None:
         lost = before_unlearning - before
@@ -52,6 +58,23 @@ def relearning_attack(
         else:
             out["note"] = f"unlearning lowered the score by {lost:.3f} (< {MIN_LOST}): nothing to recover"
     return out
+
+
+def relearning_on_texts(
+    model: torch.nn.Module, pad_id: int, windows: Sequence[list[int]], measure: Callable[[torch.nn.Module], float],
+    *, steps: int, learning_rate: float, before: float, before_unlearning: float | None, seed: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """The relearning attack on documents (MUSE): ``steps`` full-batch next-token steps on a copy of ``model`` over
+    the token ``windows`` (part of the forget texts), then ``measure`` on the held-back part."""
+    from obliviate.training.finetune import finetune_on_windows
+
+    if not windows or steps == 0:
+        return {"skipped": "no relearning steps" if steps == 0 else "nothing to train on"}
+    trained = copy.deepcopy(model)
+    stream = [w for _ in range(steps) for w in windows]  # one step per pass over the windows
+    losses = finetune_on_windows(trained, stream, pad_id=pad_id, batch_size=len(windows),
+                                 learning_rate=learning_rate, seed=seed, progress=False, desc="relearning")  # fmt: skip
+    return _outcome(len(losses), len(windows), before, measure(trained), before_unlearning)
 
 
 def relearning_on_answers(

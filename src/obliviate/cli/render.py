@@ -16,8 +16,9 @@ def print_run(run_dir: Path | None, metrics: dict[str, Any]) -> None:
     """The result of any ``obliviate unlearn`` run, by benchmark."""
     if run_dir is None:  # not the main process
         return
-    printer = {"memorization": print_memorization_run, "associations": print_associations_run, "qa": print_qa_run,
-               "tofu": print_tofu_run}[metrics.get("benchmark", "memorization")]  # fmt: skip
+    printers = {"memorization": print_memorization_run, "associations": print_associations_run, "qa": print_qa_run,
+                "tofu": print_tofu_run, "muse-news": print_muse_run}  # fmt: skip
+    printer = printers.get(metrics.get("benchmark", "memorization"), print_summary_sets)
     printer(metrics)
     print_guardrails(metrics)
     console.print(f"\nRun directory: {run_dir} (report.html, summary.md, metrics.json)")
@@ -157,3 +158,30 @@ def print_registry() -> None:
     for method, cells, settings in rows:
         table.add_row(method, *("yes" if c is None else "-" for c in cells), ", ".join(settings) or "-")
     console.print(table)
+
+
+def print_summary_sets(metrics: dict[str, Any]) -> None:
+    """Any benchmark: each set's numbers before and after, from the common summary."""
+    table = Table(title=f"{metrics['method']} on the {metrics['benchmark']} benchmark")
+    for column in ("set", "metric", "before", "after"):
+        table.add_column(column)
+    for name, values in metrics["summary"]["sets"].items():
+        for key in values.get("after") or {}:
+            pair = ((values.get("before") or {}).get(key), values["after"][key])
+            table.add_row(name, key, *("-" if v is None else f"{v:.4g}" for v in pair))
+    console.print(table)
+
+
+def print_muse_run(metrics: dict[str, Any]) -> None:
+    """The per-sequence audit (as a memorization run), then MUSE's metrics against the retain-only model."""
+    print_memorization_run(metrics)
+    muse = metrics["muse"]
+    table = Table(title=f"MUSE-News-mini: request {muse['request']}, scale {muse['scale']} (ROUGE-L F1)")
+    for column in ("metric", "before", "after", "retain-only", "n"):
+        table.add_column(column)
+    for name in ("verbmem", "knowmem_forget", "knowmem_retain"):
+        row = [f"{muse[when][name]['mean']:.3f}" for when in ("before", "after", "retain_only")]
+        table.add_row(name, *row, str(muse["after"][name]["n"]))
+    console.print(table)
+    leak = muse.get("privleak")
+    console.print("PrivLeak (Min-K%): " + ("undefined" if leak is None else f"{leak:+.3f}"))

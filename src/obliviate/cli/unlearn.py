@@ -33,7 +33,8 @@ Opt = typer.Option
 Str = str | None
 
 # where a learning rate / training knob lives, per benchmark (the loops differ)
-_TRAINING_PREFIX = {"memorization": "benchmark.training.", "associations": "benchmark.training."}
+_TRAINING_PREFIX = {"memorization": "benchmark.training.", "associations": "benchmark.training.",
+                    "muse-news": "benchmark.training."}  # fmt: skip
 
 
 def parse_sets(pairs: list[str] | None) -> dict[str, Any]:
@@ -95,8 +96,8 @@ def unlearn(
     forget: Annotated[str | None, typer.Argument(help="what to forget: a sequence or question-answer file, or "
                                                      "builtin:NAME [the benchmark's default]")] = None,
     method: Annotated[Str, Opt(help="a registered method (obliviate methods lists them) [sga]")] = None,
-    benchmark: Annotated[Str, Opt(help="memorization | qa | associations | tofu [from the forget "
-                                                       "set: qa for question-answer records]")] = None,
+    benchmark: Annotated[Str, Opt(help="memorization | qa | associations | tofu | muse-news [from the "
+                                                       "forget set: qa for question-answer records]")] = None,
     set_: Annotated[list[str] | None, Opt("--set", help="KEY=VALUE for any config key, repeatable "
                                                                  "(method.beta=0.05)")] = None,
     reference: Annotated[Str, Opt(help="memorization: never-seen reference sequences")] = None,
@@ -144,7 +145,8 @@ def unlearn(
     """Unlearn with any registered method on any benchmark it applies to, evaluate before and after, run the
     attacks and write a run directory (metrics.json, summary.md, report.html, the model). Memorization: GA, SGA,
     TA, TAU and the objective methods on sequences, judged per sequence against never-seen text. qa: any
-    question-answer file. associations: UnSTAR (or an objective method) on targeted facts. tofu: TOFU-mini."""
+    question-answer file. associations: UnSTAR (or an objective method) on targeted facts. tofu: TOFU-mini.
+    muse-news: MUSE-News-mini (VerbMem, KnowMem, PrivLeak and the per-sequence audit on news chunks)."""
 
     def build():
         bench = benchmark_of(benchmark, method, forget, config)

@@ -216,12 +216,17 @@ def against_retain_only(unlearned: MemorizationAudit, retain_only: MemorizationA
     same settings): MUSE's PrivLeak for every attack score (the largest in size is the headline) and the KS
     forget quality of the forget set's per-sequence MA and loss distributions."""
     mine, gold = unlearned.miau(), retain_only.miau()
-    leaks = {name: privleak(mine[name]["auc"], gold[name]["auc"]) for name in mine if name in gold}
+    shared = [name for name in mine if name in gold]
+    # PrivLeak divides by the retain-only AUC: undefined where that is 0 (tiny sets, perfectly separated)
+    leaks = {name: privleak(mine[name]["auc"], gold[name]["auc"]) for name in shared if gold[name]["auc"] > 0}
+    if not leaks:
+        raise ValueError("PrivLeak is undefined for every score: the retain-only model's AUC is 0 on all of them")
     worst = max(leaks, key=lambda name: abs(leaks[name]))
     return {
         "model": model,
         "auc_retain_only": {name: gold[name]["auc"] for name in leaks},
         "privleak": leaks,
+        "privleak_undefined": [name for name in shared if name not in leaks],
         "privleak_best": {"score": worst, "value": leaks[worst]},
         "forget_quality": {
             metric: ks_forget_quality(unlearned.target.values[metric], retain_only.target.values[metric])

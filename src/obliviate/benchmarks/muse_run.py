@@ -1,0 +1,113 @@
+"""A muse-news run: the testbed (texts + cached models), MUSE's metrics on the starting model, the memorization
+benchmark's step-wise run on the chosen forget block (audit before, unlearning, audit after, PrivLeak / KS
+against the retain-only model), MUSE's metrics after and on the retain-only model, the attacks, and a MUSE
+section in summary.md."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from obliviate.benchmarks.spec import RunContext
+from obliviate.data import SequenceSet
+from obliviate.data.sequences import Sequence
+from obliviate.io import write_text_atomic
+from obliviate.models import load_model
+from obliviate.muse.data import load_muse_news
+from obliviate.muse.models import Recipe, muse_models
+from obliviate.muse.scores import MUSE_SETS, MusePrepared, muse_scores
+from obliviate.muse.testbed import Chunk, muse_mini
+
+log = logging.getLogger("obliviate")
+
+
+def prepare_muse(ctx: RunContext) -> MusePrepared:
+    """The testbed's texts and its two models (fine-tuned now unless cached), before the run directory exists."""
+    b, m = ctx.benchmark, ctx.model
+    if b.scale > b.blocks or b.request + b.scale > b.blocks:
+        from obliviate.errors import ConfigError
+
+        raise ConfigError(f"benchmark.request {b.request} + scale {b.scale} exceeds the {b.blocks} blocks the target "
+                          "holds; raise benchmark.blocks")  # fmt: skip
+    tokenizer = load_model(m.model, device="cpu", trust_remote_code=m.trust_remote_code).tokenizer
+    mini = muse_mini(load_muse_news(b.data), tokenizer, forget_chunks=b.forget_chunks, blocks=b.blocks,
+                     retain_chunks=b.retain_chunks, holdout_chunks=b.holdout_chunks, chunk_tokens=b.chunk_tokens,
+                     seed=ctx.seed)  # fmt: skip
+    recipe = Recipe(m.model, m.device, m.dtype, b.finetune_epochs, b.finetune_learning_rate, 8, ctx.seed,
+                    b.chunk_tokens + 8)  # fmt: skip
+    models_dir = Path(b.models_dir) if b.models_dir else Path(ctx.output_dir) / "muse-models"
+    target, retain_only = muse_models(recipe, [c.text for c in mini.forget_pool], [c.text for c in mini.retain],
+                                      models_dir, progress=ctx.progress)  # fmt: skip
+    return MusePrepared(mini, mini.forget(b.scale, b.request), b.chunk_tokens, target, retain_only)
+
+
+def _sequences(name: str, chunks: list[Chunk]) -> SequenceSet:
+    return SequenceSet(name, tuple(Sequence(c.id, c.text) for c in chunks))
+
+
+def run_muse(ctx: RunContext) -> dict[str, Any]:
+    from obliviate.benchmarks.memorization import MemorizationConfig, unlearn_config
+    from obliviate.benchmarks.memorization_run import load_sets, run_stepwise
+
+    b, prepared = ctx.benchmark, ctx.inputs["muse"]
+    start = b.start or str(prepared.target)
+    loaded = load_model(start, device=ctx.model.device, dtype=ctx.model.dtype)
+    settings = b.model_dump(exclude={"name", *MUSE_ONLY})
+    loop = MemorizationConfig.model_validate({**settings, "name": "memorization",
+                                              "retain_only_model": str(prepared.retain_only)})  # fmt: skip
+    inputs = {"model": loaded, "forget": _sequences("forget", prepared.forget),
+              "reference": _sequences("holdout", prepared.mini.holdout),
+              "retain": _sequences("retain", prepared.mini.retain)}  # fmt: skip
+    sub = RunContext(model=ctx.model.model_copy(update={"model": start}), forget=None, limit=None, method=ctx.method,
+                     benchmark=loop, seed=ctx.seed, save_model=ctx.save_model, progress=ctx.progress,
+                     run_dir=ctx.run_dir, output_dir=ctx.output_dir, inputs=inputs)  # fmt: skip
+    cfg = unlearn_config(sub)
+    load_sets(sub, cfg)
+    with torch.no_grad():
+        before = muse_scores(loaded, prepared, b.knowmem_tokens, b.icl_examples)
+    metrics = run_stepwise(sub, cfg)
+    unlearned = sub.inputs["unlearned_model"]
+    with torch.no_grad():
+        after = muse_scores(unlearned, prepared, b.knowmem_tokens, b.icl_examples)
+        gold_model = load_model(str(prepared.retain_only), device=ctx.model.device, dtype=ctx.model.dtype)
+        gold = muse_scores(gold_model, prepared, b.knowmem_tokens, b.icl_examples)
+    from obliviate.muse.attacks import muse_attacks, privleak_min_k
+
+    metrics["muse"] = {
+        "target": str(prepared.target), "retain_only_model": str(prepared.retain_only), "start": start,
+        "forget_chunks": [c.id for c in prepared.forget], "scale": b.scale, "request": b.request,
+        "before": before, "after": after, "retain_only": gold, "privleak": privleak_min_k(metrics),
+        "attacks": muse_attacks(unlearned, prepared, before, after, b, cfg.training.learning_rate, ctx.seed),
+    }  # fmt: skip
+    ctx.inputs["unlearned_model"] = unlearned
+    if ctx.run_dir is not None:
+        summary = ctx.run_dir / "summary.md"
+        text = summary.read_text(encoding="utf-8") if summary.is_file() else ""
+        write_text_atomic(summary, text + "\n" + muse_section(metrics["muse"]))
+    return metrics
+
+
+MUSE_ONLY = frozenset({
+    "data", "forget_chunks", "blocks", "scale", "request", "start", "retain_chunks", "holdout_chunks", "chunk_tokens",
+    "finetune_epochs", "finetune_learning_rate", "models_dir", "knowmem_tokens", "icl_examples", "relearn_steps",
+    "quantization_bits"})  # fmt: skip
+
+
+def muse_section(muse: dict[str, Any]) -> str:
+    """The MUSE table of summary.md: each metric on the model before, after, and on the retain-only model."""
+    models = ("before", "after", "retain_only")
+    rows = [f"| {name} | " + " | ".join(f"{muse[when][name]['mean']:.3f}" for when in models)
+            + f" | {muse['after'][name]['n']} |" for name in MUSE_SETS]  # fmt: skip
+    relearn = muse["attacks"].get("relearning") or {}
+    leak = f"{muse['privleak']:+.3f}" if muse["privleak"] is not None else "undefined (retain-only AUC 0)"
+    lines = ["## MUSE-News-mini", "", f"Forget block(s) starting at request {muse['request']}, scale {muse['scale']}: "
+             f"{len(muse['forget_chunks'])} chunks.", "", "| metric (ROUGE-L F1) | before | after | retain-only | n |",
+             "|---|---|---|---|---|", *rows, "", f"PrivLeak (Min-K%, against the retain-only model): {leak}."
+             ]  # fmt: skip
+    if relearn.get("recovery") is not None:
+        lines.append(f"Relearning: {relearn['steps']} steps on {relearn['trained_on']} forget chunks bring back "
+                     f"{relearn['recovery']:.0%} of the VerbMem unlearning took from the others.")  # fmt: skip
+    return "\n".join(lines) + "\n"
