@@ -94,6 +94,42 @@ def _timing(args) -> str:
             f"({'within' if ratio <= 3 else 'over'} the 3x bar).\n")  # fmt: skip
 
 
+CAPITAL_PARAPHRASES = ("Which city is the capital of {}?", "Name the capital city of {}.",
+                       "What city serves as the capital of {}?", "{}'s capital is which city?",
+                       "What is the name of the capital city of {}?")  # the test set's capital paraphrases
+
+
+# Made-up countries and capitals: facts no model can know before it is taught them.
+FICTIONAL_CAPITALS = (("Zorbia", "Quellport"), ("Mirandel", "Ostravik"), ("Tarvonia", "Belcaster"),
+                      ("Kelsland", "Driftholm"), ("Ardovia", "Sunmarrow"), ("Velquist", "Port Anselm"),
+                      ("Braxony", "Hallowmere"), ("Ostrelia", "Caddenburg"), ("Numaria", "Elsworth"),
+                      ("Qandor", "Ravenstead"), ("Lutheria", "Morrowgate"), ("Sembria", "Ashcombe"))  # fmt: skip
+
+
+def _never_known_control(steps: int) -> str:
+    """The relearning check on facts the model cannot have known (made-up countries and capitals, asked with the
+    test set's paraphrase templates), on the model before any unlearning: how much of the held-back half the same
+    steps teach from scratch - what a truly removed fact would give back at most, if it relearned as easily as a
+    never-known one."""
+    from obliviate.config import AntiSampleTrainingConfig
+    from obliviate.models import load_model
+    from obliviate.unstar.associations import Association
+    from obliviate.unstar.evaluation import relearning_check
+    from obliviate.unstar.judge import build_judge
+
+    loaded, judge = load_model("embedded", device="cpu", dtype="float32"), build_judge(["exact"])
+    control = [Association(f"made-up-{k}", country, "capital", city, f"What is the capital of {country}?", city,
+                           "city", tuple(t.format(country) for t in CAPITAL_PARAPHRASES))
+               for k, (country, city) in enumerate(FICTIONAL_CAPITALS)]  # fmt: skip
+    out = relearning_check(loaded.model, loaded.tokenizer, control, judge, AntiSampleTrainingConfig(), steps=steps)
+    return (f"\n## Never-known control for the relearning check\n\nThe same relearning check ({out['steps']} steps, "
+            f"Adam 4e-5, on the first 2 of 5 paraphrases) on the embedded model before any unlearning, for "
+            f"{len(control)} made-up countries with made-up capitals, asked with the test set's capital paraphrase "
+            f"templates: accuracy on the other {out['measured_on']} paraphrases {out['before']:.2f} -> "
+            f"{out['after']:.2f}. This is what the check teaches from scratch; a removed fact that relearns far more "
+            "than this was hidden, not removed.\n")
+
+
 def _setting(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -109,11 +145,13 @@ def main() -> None:
     parser.add_argument("--split", choices=["dev", "test"], default="dev")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--weight", type=float, default=1.0, help="unlikelihood weight of the removal variant")
-    parser.add_argument("--variants", nargs="+", default=["paper", "removal"], choices=["paper", "removal"])
+    parser.add_argument("--variants", nargs="*", default=["paper", "removal"], choices=["paper", "removal"],
+                        help="variants to run (none: only --timing / --control)")  # fmt: skip
     parser.add_argument("--set", dest="removal_settings", nargs="*", default=[], type=_setting, metavar="KEY=VALUE",
                         help="more method settings of the removal variant, e.g. probe_samples=8 passes=6")  # fmt: skip
     parser.add_argument("--leak-k", type=int, default=16)
     parser.add_argument("--timing", action="store_true")
+    parser.add_argument("--control", action="store_true", help="also the never-known relearning control")
     parser.add_argument("--output-dir", default="runs/bench_unstar_removal")
     args = parser.parse_args()
     forget = f"builtin:associations-{args.split}"
@@ -141,9 +179,14 @@ def main() -> None:
     )  # fmt: skip
     if args.timing:
         body += _timing(args)
+    if args.control:
+        body += _never_known_control(5)
     print(body, flush=True)
-    print("wrote", write_result(f"unstar_removal_{args.split}", f"UnSTAR: paper vs removal on the {args.split} "
-                                "associations", body))  # fmt: skip
+    if not args.variants:  # a control / timing run alone keeps the variants' table as it is
+        body = body[body.index("\n## ") + 1 :] if "\n## " in body else body
+    name = f"unstar_removal_{args.split}" if args.variants else "unstar_relearning_control"
+    print("wrote", write_result(name, f"UnSTAR: paper vs removal on the {args.split} associations" if args.variants
+                                else "UnSTAR: the relearning check against never-known facts", body))  # fmt: skip
 
 
 if __name__ == "__main__":
