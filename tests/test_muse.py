@@ -121,6 +121,9 @@ def test_muse_news_runs_end_to_end_on_the_tiny_model(shared_data, tmp_path):
     assert "## MUSE-News-mini" in (run_dir / "summary.md").read_text()
     cached = list((tmp_path / "muse-models").glob("*/*/finetune.json"))
     assert len(cached) == 2  # target and retain-only, reused by the next run with the same recipe
+    scores = sorted((tmp_path / "muse-models").glob("*/*/muse-scores-*.json"))
+    assert [p.parent.name for p in scores] == ["retain-only", "target"]  # their MUSE scores on block 0, kept
+    assert json.loads(scores[1].read_text())["verbmem"]["mean"] == m["muse"]["before"]["verbmem"]["mean"]
     again = runner.invoke(app, [*args[:-4], "--set", "benchmark.request=1", "--output-dir", str(tmp_path),
                                 "--no-progress", "--no-save-model"])  # fmt: skip
     assert again.exit_code == 0, again.output

@@ -18,7 +18,7 @@ from obliviate.io import write_text_atomic
 from obliviate.models import load_model
 from obliviate.muse.data import load_muse_news
 from obliviate.muse.models import Recipe, muse_models
-from obliviate.muse.scores import MUSE_SETS, MusePrepared, muse_scores
+from obliviate.muse.scores import MUSE_SETS, MusePrepared, cached_scores, muse_scores
 from obliviate.muse.testbed import Chunk, muse_mini
 
 log = logging.getLogger("obliviate")
@@ -66,14 +66,16 @@ def run_muse(ctx: RunContext) -> dict[str, Any]:
                      run_dir=ctx.run_dir, output_dir=ctx.output_dir, inputs=inputs)  # fmt: skip
     cfg = unlearn_config(sub)
     load_sets(sub, cfg)
-    with torch.no_grad():
-        before = muse_scores(loaded, prepared, b.knowmem_tokens, b.icl_examples)
+    settings_of = (b.knowmem_tokens, b.icl_examples)
+    with torch.no_grad():  # the target's and the retain-only model's scores are cached beside them
+        before = (muse_scores(loaded, prepared, *settings_of) if b.start else
+                  cached_scores(prepared.target, prepared, *settings_of, lambda: loaded))  # fmt: skip
     metrics = run_stepwise(sub, cfg)
     unlearned = sub.inputs["unlearned_model"]
     with torch.no_grad():
-        after = muse_scores(unlearned, prepared, b.knowmem_tokens, b.icl_examples)
-        gold_model = load_model(str(prepared.retain_only), device=ctx.model.device, dtype=ctx.model.dtype)
-        gold = muse_scores(gold_model, prepared, b.knowmem_tokens, b.icl_examples)
+        after = muse_scores(unlearned, prepared, *settings_of)
+        gold = cached_scores(prepared.retain_only, prepared, *settings_of, lambda: load_model(
+            str(prepared.retain_only), device=ctx.model.device, dtype=ctx.model.dtype))  # fmt: skip
     from obliviate.muse.attacks import muse_attacks, privleak_min_k
 
     metrics["muse"] = {

@@ -1,0 +1,151 @@
+"""MUSE-News-mini on the CPU: target, retain-only and each method, then scalability and sustainability for the two
+best methods - every row a real ``obliviate unlearn --benchmark muse-news`` run with the defaults.
+
+Run: python benchmarks/bench_muse.py [--methods ga graddiff npo simnpo rmu sga tau] [--models-dir DIR]
+Writes benchmarks/results/muse_news.md: VerbMem, KnowMem forget / retain (ROUGE-L F1), PrivLeak (Min-K%, against
+the retain-only model), c(D_f) after (high / low against the starting band), relearning recovery (VerbMem), steps
+and wall time. The two best methods are picked by a rule fixed before the run: among the methods that keep
+KnowMem retain at 80% of the target's or more, the two with the smallest |PrivLeak| (then the highest KnowMem
+retain). They are then run on 2 and 4 blocks at once (scalability) and on blocks 1, 2, 3 in turn, each request
+starting from the model the previous one left (sustainability, block 0 being the first row)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import SHARED_DATA, write_result
+from obliviate.api import unlearn
+
+METHODS = ["ga", "graddiff", "npo", "simnpo", "rmu", "sga", "tau"]
+# CPU-sized: 4 blocks of 4 chunks of 64 tokens, 8 retain and 24 holdout chunks; Adam 1e-4 (NPO moved forget MA
+# 0.99 -> 0.70 in 8 steps at 1e-4 in the one development run, on the 8-chunk blocks), at most 15 steps a request
+SETTINGS = {"forget_chunks": 4, "retain_chunks": 8, "holdout_chunks": 24, "chunk_tokens": 64, "finetune_epochs": 6,
+            "training": {"learning_rate": 1e-4, "max_steps": 15}, "scoring": {"min_k": 0.4, "neighbours": 2}}
+
+
+def _run(args, method: str, **benchmark: Any) -> tuple[Path, dict[str, Any]]:
+    config = {"method": method, "seed": args.seed, "progress": False, "output_dir": str(args.output_dir),
+              "save_model": benchmark.pop("save_model", False),
+              "benchmark": {"name": "muse-news", "data": str(args.data), "models_dir": str(args.models_dir),
+                            **SETTINGS, **benchmark}}  # fmt: skip
+    result = unlearn(config, report=False)
+    assert result.run_dir is not None
+    return result.run_dir, json.loads((result.run_dir / "metrics.json").read_text())
+
+
+def _figures(m: dict[str, Any]) -> dict[str, Any]:
+    muse, band = m["muse"], m["outliers"]["after_vs_start_band"]
+    relearn = muse["attacks"].get("relearning") or {}
+    return {"verbmem": muse["after"]["verbmem"]["mean"], "knowmem_forget": muse["after"]["knowmem_forget"]["mean"],
+            "knowmem_retain": muse["after"]["knowmem_retain"]["mean"], "privleak": muse["privleak"],
+            "cdf": f"{band['high']} / {band['low']}", "recovery": relearn.get("recovery"), "steps": m["steps"],
+            "seconds": m["summary"]["timings"]["wall_seconds"]}  # fmt: skip
+
+
+def _reference_rows(m: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The target (the models before unlearning) and the retain-only model, from one run's metrics."""
+    muse, gold = m["muse"], m["gold_standard"]
+    auc_target, auc_gold = m["before"]["miau"]["mink"]["auc"], gold["auc_retain_only"].get("mink")
+    before = m["outliers"]["before"]["calibrated"]
+    target = {k: muse["before"][k]["mean"] for k in ("verbmem", "knowmem_forget", "knowmem_retain")}
+    none = {"recovery": None, "steps": None, "seconds": None}
+    target |= {"privleak": (auc_target - auc_gold) / auc_gold if auc_gold else None,
+               "cdf": f"{before['high']} / {before['low']}", **none}  # fmt: skip
+    gold_row = {k: muse["retain_only"][k]["mean"] for k in ("verbmem", "knowmem_forget", "knowmem_retain")}
+    gold_row |= {"privleak": 0.0, "cdf": "-", **none}
+    return [("target (before unlearning)", target), ("retain-only", gold_row)]
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "-" if value is None else (value if isinstance(value, str) else format(value, fmt))
+
+
+def _row(label: str, f: dict[str, Any]) -> str:
+    cells = [_cell(f["verbmem"], ".3f"), _cell(f["knowmem_forget"], ".3f"), _cell(f["knowmem_retain"], ".3f"),
+             _cell(f["privleak"], "+.3f"), f["cdf"], _cell(f["recovery"], ".0%"), _cell(f["steps"], "d"),
+             _cell(f["seconds"], ".0f")]  # fmt: skip
+    return f"| {label} | " + " | ".join(cells) + " |"
+
+
+HEADER = ("| model | VerbMem | KnowMem forget | KnowMem retain | PrivLeak (Min-K%) | c(D_f) high / low | relearning "
+          "recovery | steps | wall s |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+
+
+def best_two(rows: dict[str, dict[str, Any]], target_retain: float) -> list[str]:
+    """The rule stated in the module's description."""
+    keeps = [m for m, f in rows.items() if f["knowmem_retain"] >= 0.8 * target_retain and f["privleak"] is not None]
+    ranked = sorted(keeps, key=lambda m: (abs(rows[m]["privleak"]), -rows[m]["knowmem_retain"]))
+    rest = sorted((m for m in rows if m not in ranked), key=lambda m: -rows[m]["knowmem_retain"])
+    return (ranked + rest)[:2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--data", type=Path, default=SHARED_DATA / "muse_news")
+    parser.add_argument("--output-dir", type=Path, default=Path("runs/bench_muse"))
+    parser.add_argument("--models-dir", type=Path, default=None, help="model cache [OUTPUT_DIR/muse-models, fresh]")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-extended", action="store_true", help="skip scalability and sustainability")
+    args = parser.parse_args()
+    args.models_dir = args.models_dir or args.output_dir / "muse-models"
+    fresh = not any(args.models_dir.glob("*/*/finetune.json"))
+    started = time.perf_counter()
+    lines, rows, metrics, dirs = [HEADER], {}, {}, {}
+    for method in args.methods:
+        run_dir, m = _run(args, method, save_model=True)
+        if not rows:
+            lines += [_row(label, f) for label, f in _reference_rows(m)]
+        rows[method], metrics[method], dirs[method] = _figures(m), m, run_dir
+        lines.append(_row(method, rows[method]))
+        print(lines[-1], flush=True)
+    target_retain = metrics[args.methods[0]]["muse"]["before"]["knowmem_retain"]["mean"]
+    best = best_two(rows, target_retain)
+    for method, run_dir in dirs.items():  # the saved models are only needed to continue the best two
+        if method not in best:
+            shutil.rmtree(run_dir / "model", ignore_errors=True)
+    extended = [] if args.no_extended else _extended(args, best, rows, dirs)
+    minutes = (time.perf_counter() - started) / 60
+    body = (f"MUSE-News-mini (benchmark `muse-news`, CPU-sized: 4 blocks of 4 forget chunks of 64 tokens grounded in "
+            f"MUSE's knowmem forget questions, 8 retain chunks, 24 holdout chunks; target and retain-only model "
+            f"fine-tuned from the embedded SmolLM2-135M-Instruct, 6 epochs), seed {args.seed}, fp32 on the CPU; "
+            f"settings {json.dumps(SETTINGS)}. Forget set: block 0 (4 chunks). All metrics ROUGE-L F1 as MUSE "
+            "computes them; PrivLeak on Min-K% (k 40%) forget vs holdout, relative to the retain-only model. Not "
+            "tuned per method: every method runs with its own defaults, one learning rate for all (from one NPO "
+            "development run on the 8-chunk testbed), the memorization loop's stop rule (c(D_f) high = 0 against "
+            "the holdout band) and a cap of 15 steps per request; single seed.\n\n" + "\n".join(lines) + "\n\n"
+            + f"Best two by the rule fixed before the run: {', '.join(best)}."
+            "\n\n" + "\n".join(extended) + f"\n\nWhole script: {minutes:.1f} min (model cache built from empty: "
+            f"{'yes' if fresh else 'no, reused'}).\n")  # fmt: skip
+    print(body)
+    print("wrote", write_result("muse_news", "MUSE-News-mini on the CPU", body))
+
+
+def _extended(args, best: list[str], rows: dict[str, Any], dirs: dict[str, Path]) -> list[str]:
+    out = ["## Scalability: forget 1, 2, 4 blocks at once", "", HEADER]
+    for method in best:
+        out.append(_row(f"{method}, 1 block (4 chunks)", rows[method]))
+        for scale in (2, 4):
+            _, m = _run(args, method, scale=scale)
+            out.append(_row(f"{method}, {scale} blocks ({4 * scale} chunks)", _figures(m)))
+            print(out[-1], flush=True)
+    out += ["", "## Sustainability: four removal requests in turn on one model (metrics on each request's block)",
+            "", HEADER]  # fmt: skip
+    for method in best:
+        out.append(_row(f"{method}, request 1 (block 0)", rows[method]))
+        start = dirs[method] / "model"
+        for request in (1, 2, 3):
+            run_dir, m = _run(args, method, request=request, start=str(start), save_model=True)
+            out.append(_row(f"{method}, request {request + 1} (block {request})", _figures(m)))
+            print(out[-1], flush=True)
+            start = run_dir / "model"
+    return out
+
+
+if __name__ == "__main__":
+    main()
