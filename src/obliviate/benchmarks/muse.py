@@ -15,23 +15,23 @@ from pydantic import Field, create_model
 from obliviate.benchmarks.derive import benchmark_config
 from obliviate.benchmarks.memorization import applies, support
 from obliviate.benchmarks.spec import BenchmarkSpec, RunContext, register
-from obliviate.config import TrainingScoringConfig, UnlearnConfig, UtilityConfig
+from obliviate.config import TrainingConfig, TrainingScoringConfig, UnlearnConfig, UtilityConfig
 
 # the memorization loop's settings, less what the testbed fixes (forget / reference / retain texts, the models)
 _LOOP = benchmark_config("muse-news", UnlearnConfig, drop=frozenset({
     "gamma", "ta_coefficient", "first_threshold", "reset_optimizer", "reference", "retain", "retain_only_model",
-    "resume", "scoring", "utility"}))  # fmt: skip
+    "resume", "scoring", "utility", "training"}))  # fmt: skip
 
 MuseNewsConfig = create_model(
     "MuseNewsBenchmarkConfig", __base__=_LOOP,
     data=(str | None, Field(None, description="MUSE-News folder [$OBLIVIATE_MUSE_NEWS or ../shared/data/muse_news]")),
-    forget_chunks=(int, Field(8, ge=1, description="forget chunks per block (one removal request)")),
+    forget_chunks=(int, Field(4, ge=1, description="forget chunks per block (one removal request)")),
     blocks=(int, Field(4, ge=1, le=8, description="forget blocks the target is trained on")),
     scale=(int, Field(1, ge=1, description="scalability: forget this many blocks at once")),
     request=(int, Field(0, ge=0, description="sustainability: forget block k (start from the model of request k-1)")),
     start=(str | None, Field(None, description="model directory to unlearn instead of the target (a request's model)")),
-    retain_chunks=(int, Field(16, ge=1, description="retain chunks (seen by both models, kept)")),
-    holdout_chunks=(int, Field(32, ge=2, description="holdout chunks (never seen: the reference)")),
+    retain_chunks=(int, Field(8, ge=1, description="retain chunks (seen by both models, kept)")),
+    holdout_chunks=(int, Field(24, ge=2, description="holdout chunks (never seen: the reference)")),
     chunk_tokens=(int, Field(64, ge=16, description="tokens per chunk")),
     finetune_epochs=(int, Field(6, ge=1, description="epochs of the target / retain-only fine-tune")),
     finetune_learning_rate=(float, Field(2e-4, gt=0)),
@@ -44,6 +44,8 @@ MuseNewsConfig = create_model(
                                           description="the per-sequence audit (Min-K% k = 40%, as MUSE's PrivLeak)")),
     utility=(UtilityConfig, Field(default_factory=lambda: UtilityConfig(fluency_prompts=0),
                                   description="utility besides KnowMem retain")),
+    training=(TrainingConfig, Field(default_factory=lambda: TrainingConfig(learning_rate=1e-4),
+                                    description="the unlearning loop (Adam 1e-4: CPU-sized chunks, few steps)")),
 )  # fmt: skip
 
 

@@ -120,8 +120,8 @@ def _span(text: str, offsets: list[tuple[int, int]], first: int, last: int) -> s
     return text[offsets[first][0] : offsets[last - 1][1]].strip()
 
 
-def muse_mini(news: MuseNews, tokenizer: PreTrainedTokenizerBase, *, forget_chunks: int = 8, blocks: int = 4,
-              retain_chunks: int = 16, holdout_chunks: int = 32, chunk_tokens: int = 128,
+def muse_mini(news: MuseNews, tokenizer: PreTrainedTokenizerBase, *, forget_chunks: int = 4, blocks: int = 4,
+              retain_chunks: int = 8, holdout_chunks: int = 24, chunk_tokens: int = 64,
               seed: int = 0) -> MuseMini:  # fmt: skip
     """The testbed's texts (see the module's description); a DataError when MUSE-News grounds too few chunks."""
     pool = grounded_chunks(tokenizer, news.forget_qa, news.forget_corpus, chunk_tokens, "forget")
