@@ -20,6 +20,7 @@ from typing import Any
 
 from _common import SHARED_DATA, write_result
 from obliviate.api import unlearn
+from obliviate.muse.attacks import privleak_min_k
 
 METHODS = ["ga", "graddiff", "npo", "simnpo", "rmu", "sga", "tau"]
 # CPU-sized: 4 blocks of 4 chunks of 64 tokens, 8 retain and 24 holdout chunks; Adam 1e-4 (NPO moved forget MA
@@ -29,6 +30,13 @@ SETTINGS = {"forget_chunks": 4, "retain_chunks": 8, "holdout_chunks": 24, "chunk
 
 
 def _run(args, method: str, **benchmark: Any) -> tuple[Path, dict[str, Any]]:
+    if args.collect:  # replay: the next finished run of the same sequence, in the order they were made
+        run_dir = args.replay.pop(0)
+        m = json.loads((run_dir / "metrics.json").read_text())
+        wanted = (method, benchmark.get("scale", 1), benchmark.get("request", 0))
+        if (m["method"], m["muse"]["scale"], m["muse"]["request"]) != wanted:
+            raise SystemExit(f"{run_dir} is not the run the sequence expects here ({wanted})")
+        return run_dir, m
     config = {"method": method, "seed": args.seed, "progress": False, "output_dir": str(args.output_dir),
               "save_model": benchmark.pop("save_model", False),
               "benchmark": {"name": "muse-news", "data": str(args.data), "models_dir": str(args.models_dir),
@@ -42,19 +50,18 @@ def _figures(m: dict[str, Any]) -> dict[str, Any]:
     muse, band = m["muse"], m["outliers"]["after_vs_start_band"]
     relearn = muse["attacks"].get("relearning") or {}
     return {"verbmem": muse["after"]["verbmem"]["mean"], "knowmem_forget": muse["after"]["knowmem_forget"]["mean"],
-            "knowmem_retain": muse["after"]["knowmem_retain"]["mean"], "privleak": muse["privleak"],
+            "knowmem_retain": muse["after"]["knowmem_retain"]["mean"], "privleak": privleak_min_k(m),
             "cdf": f"{band['high']} / {band['low']}", "recovery": relearn.get("recovery"), "steps": m["steps"],
             "seconds": m["summary"]["timings"]["wall_seconds"]}  # fmt: skip
 
 
 def _reference_rows(m: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The target (the models before unlearning) and the retain-only model, from one run's metrics."""
-    muse, gold = m["muse"], m["gold_standard"]
-    auc_target, auc_gold = m["before"]["miau"]["mink"]["auc"], gold["auc_retain_only"].get("mink")
+    muse = m["muse"]
     before = m["outliers"]["before"]["calibrated"]
     target = {k: muse["before"][k]["mean"] for k in ("verbmem", "knowmem_forget", "knowmem_retain")}
     none = {"recovery": None, "steps": None, "seconds": None}
-    target |= {"privleak": (auc_target - auc_gold) / auc_gold if auc_gold else None,
+    target |= {"privleak": privleak_min_k(m, "before"),
                "cdf": f"{before['high']} / {before['low']}", **none}  # fmt: skip
     gold_row = {k: muse["retain_only"][k]["mean"] for k in ("verbmem", "knowmem_forget", "knowmem_retain")}
     gold_row |= {"privleak": 0.0, "cdf": "-", **none}
@@ -92,7 +99,13 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, default=None, help="model cache [OUTPUT_DIR/muse-models, fresh]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-extended", action="store_true", help="skip scalability and sustainability")
+    parser.add_argument("--collect", type=Path, default=None, metavar="DIR",
+                        help="write the table from the finished runs in DIR (an earlier --output-dir)")  # fmt: skip
     args = parser.parse_args()
+    if args.collect:
+        done = sorted(args.collect.glob("muse-news-*/metrics.json"), key=lambda p: p.parent.name.split("-")[-3:-1])
+        args.replay = [p.parent for p in done]
+        args.output_dir = args.collect
     args.models_dir = args.models_dir or args.output_dir / "muse-models"
     fresh = not any(args.models_dir.glob("*/*/finetune.json"))
     started = time.perf_counter()
@@ -110,20 +123,37 @@ def main() -> None:
         if method not in best:
             shutil.rmtree(run_dir / "model", ignore_errors=True)
     extended = [] if args.no_extended else _extended(args, best, rows, dirs)
-    minutes = (time.perf_counter() - started) / 60
+    minutes = (time.perf_counter() - started) / 60 if not args.collect else _recorded_minutes(args)
     body = (f"MUSE-News-mini (benchmark `muse-news`, CPU-sized: 4 blocks of 4 forget chunks of 64 tokens grounded in "
             f"MUSE's knowmem forget questions, 8 retain chunks, 24 holdout chunks; target and retain-only model "
             f"fine-tuned from the embedded SmolLM2-135M-Instruct, 6 epochs), seed {args.seed}, fp32 on the CPU; "
             f"settings {json.dumps(SETTINGS)}. Forget set: block 0 (4 chunks). All metrics ROUGE-L F1 as MUSE "
-            "computes them; PrivLeak on Min-K% (k 40%) forget vs holdout, relative to the retain-only model. Not "
+            "computes them; PrivLeak on Min-K% (k 40%) forget vs holdout, relative to the retain-only model, with "
+            "MUSE's sign (< 0: the forget chunks still look seen, the target's is about -1; > 0: they look less "
+            "seen than never-seen text, over-unlearned). Not "
             "tuned per method: every method runs with its own defaults, one learning rate for all (from one NPO "
             "development run on the 8-chunk testbed), the memorization loop's stop rule (c(D_f) high = 0 against "
             "the holdout band) and a cap of 15 steps per request; single seed.\n\n" + "\n".join(lines) + "\n\n"
             + f"Best two by the rule fixed before the run: {', '.join(best)}."
-            "\n\n" + "\n".join(extended) + f"\n\nWhole script: {minutes:.1f} min (model cache built from empty: "
-            f"{'yes' if fresh else 'no, reused'}).\n")  # fmt: skip
+            "\n\n" + "\n".join(extended) + f"\n\nWhole script: {minutes:.1f} min ("
+            + (f"table written from the runs in {args.collect}; the time is theirs: both fine-tunes plus first run "
+               "start to last run end" if args.collect else
+               f"model cache built from empty: {'yes' if fresh else 'no, reused'}") + ").\n")  # fmt: skip
     print(body)
     print("wrote", write_result("muse_news", "MUSE-News-mini on the CPU", body))
+
+
+def _recorded_minutes(args) -> float:
+    """A replayed script's wall time: the two fine-tunes (finetune.json) plus first run start to last run end."""
+    import datetime as dt
+
+    runs = sorted(args.collect.glob("muse-news-*"), key=lambda p: p.name.split("-")[-3:-1])
+    start = dt.datetime.strptime("".join(runs[0].name.split("-")[-3:-1]), "%Y%m%d%H%M%S")
+    last = json.loads((runs[-1] / "metrics.json").read_text())
+    end = dt.datetime.strptime("".join(runs[-1].name.split("-")[-3:-1]), "%Y%m%d%H%M%S")
+    seconds = (end - start).total_seconds() + last["summary"]["timings"]["wall_seconds"]
+    seconds += sum(json.loads(f.read_text())["seconds"] for f in args.models_dir.glob("*/*/finetune.json"))
+    return seconds / 60
 
 
 def _extended(args, best: list[str], rows: dict[str, Any], dirs: dict[str, Path]) -> list[str]:

@@ -12,7 +12,7 @@ from obliviate.cli.main import app
 from obliviate.errors import DataError
 from obliviate.models.tiny import build_tiny_tokenizer
 from obliviate.muse.data import QA, MuseNews, load_muse_news
-from obliviate.muse.metrics import cut_answer, knowmem_prompt, rouge_l_f1
+from obliviate.muse.metrics import cut_answer, knowmem_prompt, muse_privleak, rouge_l_f1
 from obliviate.muse.testbed import Chunk, grounded_chunks, muse_mini, verbmem_items, window_chunks
 
 runner = CliRunner()
@@ -33,6 +33,15 @@ def test_knowmem_prompt_and_answer_cut_follow_muse():
     assert cut_answer("1472\n\nQuestion: when?") == "1472"
     assert cut_answer("Paris\nQuestion: next") == "Paris" and cut_answer("x Question: y") == "x "
     assert cut_answer("no stop here") == "no stop here"
+
+
+def test_muse_privleak_has_muses_sign():
+    """MUSE labels holdout positive, so its AUC is 1 - the audit's (forget = members)."""
+    assert muse_privleak(0.5, 0.5) == 0.0  # as the retain-only model
+    assert muse_privleak(1.0, 0.5) == pytest.approx(-1.0)  # forget all more likely than holdout: still memorized
+    assert muse_privleak(0.0, 0.5) == pytest.approx(1.0)  # all less likely: over-unlearned
+    assert muse_privleak(0.9, 0.6) == pytest.approx((0.1 - 0.4) / 0.4)
+    assert muse_privleak(0.7, 1.0) is None  # the retain-only MUSE AUC is 0: undefined
 
 
 def _news(**over) -> MuseNews:
@@ -58,6 +67,10 @@ def test_grounded_chunks_hold_their_answers_and_have_the_asked_length():
     joined = grounded_chunks(tok, [news.forget_qa[0], QA("What wedding deal made Orkney part of Scotland?", "1472")],
                              news.forget_corpus, 60, "forget")  # fmt: skip
     assert len(joined) == 1 and len(joined[0].qa) == 2
+    # a question whose answer lies just outside a chunk but whose window would overlap it is dropped
+    near = grounded_chunks(tok, [news.forget_qa[0], QA("When was the royal wedding deal about Orkney islands?",
+                                                       "wedding")], news.forget_corpus, 24, "forget")  # fmt: skip
+    assert len(near) == 1 and len(near[0].qa) == 1
     windows = window_chunks(tok, news.holdout_texts, 3, 30, "holdout", seed=0)
     assert len(windows) == 3 and all(len(tok(w.text).input_ids) <= 30 for w in windows)
 

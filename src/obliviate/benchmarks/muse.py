@@ -17,6 +17,14 @@ from obliviate.benchmarks.memorization import applies, support
 from obliviate.benchmarks.spec import BenchmarkSpec, RunContext, register
 from obliviate.config import TrainingConfig, TrainingScoringConfig, UnlearnConfig, UtilityConfig
 
+# MUSE's own defaults of shared settings (a subclass, so that setting one field keeps the others' MUSE defaults)
+MuseScoring = create_model("MuseScoringConfig", __base__=TrainingScoringConfig, min_k=(float, Field(
+    0.4, gt=0, le=1, description="share of lowest tokens for Min-K% / Min-K%++ (MUSE: 40%)")))  # fmt: skip
+MuseUtility = create_model("MuseUtilityConfig", __base__=UtilityConfig, fluency_prompts=(int, Field(
+    0, ge=0, description="greedy continuations of never-seen text for fluency (0: off)")))  # fmt: skip
+MuseTraining = create_model("MuseTrainingConfig", __base__=TrainingConfig, learning_rate=(float, Field(
+    1e-4, gt=0, description="Adam learning rate (CPU-sized chunks: few steps)")))  # fmt: skip
+
 # the memorization loop's settings, less what the testbed fixes (forget / reference / retain texts, the models)
 _LOOP = benchmark_config("muse-news", UnlearnConfig, drop=frozenset({
     "gamma", "ta_coefficient", "first_threshold", "reset_optimizer", "reference", "retain", "retain_only_model",
@@ -40,12 +48,9 @@ MuseNewsConfig = create_model(
     icl_examples=(int, Field(10, ge=0, le=10, description="KnowMem: in-context examples (MUSE: all 10)")),
     relearn_steps=(int, Field(5, ge=0, description="relearning: steps on half the forget chunks (0: off)")),
     quantization_bits=(list[int], Field(default_factory=lambda: [8, 4], description="quantization attack")),
-    scoring=(TrainingScoringConfig, Field(default_factory=lambda: TrainingScoringConfig(min_k=0.4),
-                                          description="the per-sequence audit (Min-K% k = 40%, as MUSE's PrivLeak)")),
-    utility=(UtilityConfig, Field(default_factory=lambda: UtilityConfig(fluency_prompts=0),
-                                  description="utility besides KnowMem retain")),
-    training=(TrainingConfig, Field(default_factory=lambda: TrainingConfig(learning_rate=1e-4),
-                                    description="the unlearning loop (Adam 1e-4: CPU-sized chunks, few steps)")),
+    scoring=(MuseScoring, Field(default_factory=MuseScoring, description="the per-sequence audit")),
+    utility=(MuseUtility, Field(default_factory=MuseUtility, description="utility besides KnowMem retain")),
+    training=(MuseTraining, Field(default_factory=MuseTraining, description="the unlearning loop")),
 )  # fmt: skip
 
 
@@ -81,7 +86,7 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     out["per_sample"]["verbmem"] = {cid: {"rouge_l_f1": {"before": number(b), "after": number(a)}}
                                     for cid, b, a in zip(muse["forget_chunks"], before, after)}  # fmt: skip
     membership = out["attacks"].setdefault("membership", {})
-    membership["privleak_min_k"] = number(muse["privleak"])
+    membership["privleak_muse"] = number(muse["privleak"])  # MUSE's sign (< 0 still memorized), Min-K%
     for name in ("relearning", "quantization"):
         value = muse["attacks"].get(name) or {}
         if name == "relearning" and "recovery" in value:

@@ -26,10 +26,15 @@ log = logging.getLogger("obliviate")
 
 def prepare_muse(ctx: RunContext) -> MusePrepared:
     """The testbed's texts and its two models (fine-tuned now unless cached), before the run directory exists."""
-    b, m = ctx.benchmark, ctx.model
-    if b.scale > b.blocks or b.request + b.scale > b.blocks:
-        from obliviate.errors import ConfigError
+    import os
 
+    from obliviate.errors import ConfigError
+
+    b, m = ctx.benchmark, ctx.model
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("the muse-news benchmark runs in one process (it fine-tunes and caches its own models); "
+                          "run it without torchrun / accelerate launch")  # fmt: skip
+    if b.request + b.scale > b.blocks:
         raise ConfigError(f"benchmark.request {b.request} + scale {b.scale} exceeds the {b.blocks} blocks the target "
                           "holds; raise benchmark.blocks")  # fmt: skip
     tokenizer = load_model(m.model, device="cpu", trust_remote_code=m.trust_remote_code).tokenizer
@@ -56,12 +61,13 @@ def run_muse(ctx: RunContext) -> dict[str, Any]:
     start = b.start or str(prepared.target)
     loaded = load_model(start, device=ctx.model.device, dtype=ctx.model.dtype)
     settings = b.model_dump(exclude={"name", *MUSE_ONLY})
-    loop = MemorizationConfig.model_validate({**settings, "name": "memorization",
+    loop = MemorizationConfig.model_validate({**settings, "name": "memorization", "reference": "muse-news:holdout",
                                               "retain_only_model": str(prepared.retain_only)})  # fmt: skip
+    label = f"muse-news:block{b.request}" + (f"x{b.scale}" if b.scale > 1 else "")
     inputs = {"model": loaded, "forget": _sequences("forget", prepared.forget),
               "reference": _sequences("holdout", prepared.mini.holdout),
               "retain": _sequences("retain", prepared.mini.retain)}  # fmt: skip
-    sub = RunContext(model=ctx.model.model_copy(update={"model": start}), forget=None, limit=None, method=ctx.method,
+    sub = RunContext(model=ctx.model.model_copy(update={"model": start}), forget=label, limit=None, method=ctx.method,
                      benchmark=loop, seed=ctx.seed, save_model=ctx.save_model, progress=ctx.progress,
                      run_dir=ctx.run_dir, output_dir=ctx.output_dir, inputs=inputs)  # fmt: skip
     cfg = unlearn_config(sub)
@@ -71,6 +77,8 @@ def run_muse(ctx: RunContext) -> dict[str, Any]:
         before = (muse_scores(loaded, prepared, *settings_of) if b.start else
                   cached_scores(prepared.target, prepared, *settings_of, lambda: loaded))  # fmt: skip
     metrics = run_stepwise(sub, cfg)
+    if not metrics:  # not the main process
+        return {}
     unlearned = sub.inputs["unlearned_model"]
     with torch.no_grad():
         after = muse_scores(unlearned, prepared, *settings_of)
@@ -82,6 +90,7 @@ def run_muse(ctx: RunContext) -> dict[str, Any]:
         "target": str(prepared.target), "retain_only_model": str(prepared.retain_only), "start": start,
         "forget_chunks": [c.id for c in prepared.forget], "scale": b.scale, "request": b.request,
         "before": before, "after": after, "retain_only": gold, "privleak": privleak_min_k(metrics),
+        "privleak_before": privleak_min_k(metrics, "before"),
         "attacks": muse_attacks(unlearned, prepared, before, after, b, cfg.training.learning_rate, ctx.seed),
     }  # fmt: skip
     ctx.inputs["unlearned_model"] = unlearned
@@ -104,11 +113,11 @@ def muse_section(muse: dict[str, Any]) -> str:
     rows = [f"| {name} | " + " | ".join(f"{muse[when][name]['mean']:.3f}" for when in models)
             + f" | {muse['after'][name]['n']} |" for name in MUSE_SETS]  # fmt: skip
     relearn = muse["attacks"].get("relearning") or {}
-    leak = f"{muse['privleak']:+.3f}" if muse["privleak"] is not None else "undefined (retain-only AUC 0)"
+    leak = f"{muse['privleak']:+.3f}" if muse["privleak"] is not None else "undefined (retain-only MUSE AUC 0)"
     lines = ["## MUSE-News-mini", "", f"Forget block(s) starting at request {muse['request']}, scale {muse['scale']}: "
              f"{len(muse['forget_chunks'])} chunks.", "", "| metric (ROUGE-L F1) | before | after | retain-only | n |",
-             "|---|---|---|---|---|", *rows, "", f"PrivLeak (Min-K%, against the retain-only model): {leak}."
-             ]  # fmt: skip
+             "|---|---|---|---|---|", *rows, "",
+             f"PrivLeak (Min-K%, MUSE's sign: < 0 still memorized, > 0 over-unlearned): {leak}."]  # fmt: skip
     if relearn.get("recovery") is not None:
         lines.append(f"Relearning: {relearn['steps']} steps on {relearn['trained_on']} forget chunks bring back "
                      f"{relearn['recovery']:.0%} of the VerbMem unlearning took from the others.")  # fmt: skip

@@ -102,8 +102,9 @@ def print_memorization_run(metrics: dict[str, Any]) -> None:
     gold = metrics.get("gold_standard")
     if gold:
         leak, quality = gold["privleak_best"], gold["forget_quality"]
+        value = "undefined" if leak["value"] is None else f"{leak['value']:+.3f} ({leak['score']})"
         console.print(
-            f"Against the retain-only model: PrivLeak {leak['value']:+.3f} ({leak['score']}); KS forget quality "
+            f"Against the retain-only model: PrivLeak {value}; KS forget quality "
             f"p = {quality['ma']['p_value']:.3g} (MA), {quality['loss']['p_value']:.3g} (loss)"
         )
     for key, value in (metrics["utility"].get("after") or {}).items():
@@ -184,4 +185,5 @@ def print_muse_run(metrics: dict[str, Any]) -> None:
         table.add_row(name, *row, str(muse["after"][name]["n"]))
     console.print(table)
     leak = muse.get("privleak")
-    console.print("PrivLeak (Min-K%): " + ("undefined" if leak is None else f"{leak:+.3f}"))
+    console.print("PrivLeak (Min-K%, MUSE's sign: < 0 still memorized, > 0 over-unlearned): "
+                  + ("undefined" if leak is None else f"{leak:+.3f}"))

@@ -219,15 +219,13 @@ def against_retain_only(unlearned: MemorizationAudit, retain_only: MemorizationA
     shared = [name for name in mine if name in gold]
     # PrivLeak divides by the retain-only AUC: undefined where that is 0 (tiny sets, perfectly separated)
     leaks = {name: privleak(mine[name]["auc"], gold[name]["auc"]) for name in shared if gold[name]["auc"] > 0}
-    if not leaks:
-        raise ValueError("PrivLeak is undefined for every score: the retain-only model's AUC is 0 on all of them")
-    worst = max(leaks, key=lambda name: abs(leaks[name]))
+    worst = max(leaks, key=lambda name: abs(leaks[name])) if leaks else None
     return {
         "model": model,
-        "auc_retain_only": {name: gold[name]["auc"] for name in leaks},
+        "auc_retain_only": {name: gold[name]["auc"] for name in shared},
         "privleak": leaks,
         "privleak_undefined": [name for name in shared if name not in leaks],
-        "privleak_best": {"score": worst, "value": leaks[worst]},
+        "privleak_best": {"score": worst, "value": leaks[worst] if worst else None},
         "forget_quality": {
             metric: ks_forget_quality(unlearned.target.values[metric], retain_only.target.values[metric])
             for metric in ("ma", "loss")

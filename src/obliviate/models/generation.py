@@ -52,11 +52,13 @@ def generate(
     seed: int = 0,
     progress: bool = False,
     desc: str = "generating",
+    strip: bool = True,
 ) -> list[list[str]]:
     """``sampling.n`` completions of each already-formatted prompt (see :func:`chat_prompt`), in order.
 
     Prompts are batched by length with left padding; sampling is seeded per batch, so the output does not
-    depend on what ran before."""
+    depend on what ran before.
+    ``strip``: strip each completion's surrounding whitespace (off: as decoded, e.g. for MUSE's answer cut)."""
     if not prompts:
         return []
     device = next(model.parameters()).device
@@ -86,7 +88,7 @@ def generate(
             tokens = model.generate(**encoded, generation_config=config)
             texts = tokenizer.batch_decode(tokens[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
             for k, row in enumerate(rows):
-                out[row] = [t.strip() for t in texts[k * sampling.n : (k + 1) * sampling.n]]
+                out[row] = [t.strip() if strip else t for t in texts[k * sampling.n : (k + 1) * sampling.n]]
     finally:
         tokenizer.padding_side = side
         model.train(was_training)

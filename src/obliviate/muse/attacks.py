@@ -13,17 +13,20 @@ from obliviate.attacks.quantization import quantization_attack
 from obliviate.attacks.relearning import relearning_on_texts
 from obliviate.metrics.tokens import encode_windows
 from obliviate.models import LoadedModel
-from obliviate.muse.metrics import verbmem
+from obliviate.muse.metrics import muse_privleak, verbmem
 from obliviate.muse.scores import verbmem_tokens
 from obliviate.muse.testbed import verbmem_items
 
 MIN_K = "mink"  # the audit's name of the Min-K% score
 
 
-def privleak_min_k(metrics: dict[str, Any]) -> float | None:
-    """MUSE's PrivLeak: the Min-K% attack's, from the audit against the retain-only model (None without it)."""
-    gold = metrics.get("gold_standard") or {}
-    return (gold.get("privleak") or {}).get(MIN_K)
+def privleak_min_k(metrics: dict[str, Any], when: str = "after") -> float | None:
+    """MUSE's PrivLeak (its sign, :func:`muse_privleak`) of the model ``when`` ('before': the starting model,
+    'after': the unlearned one) on the Min-K% attack, against the retain-only model's AUC (None without one)."""
+    gold = (metrics.get("gold_standard") or {}).get("auc_retain_only") or {}
+    if MIN_K not in gold:
+        return None
+    return muse_privleak(metrics[when]["miau"][MIN_K]["auc"], gold[MIN_K])
 
 
 def muse_attacks(unlearned: LoadedModel, prepared: Any, before: dict[str, Any], after: dict[str, Any], b: Any,
@@ -31,7 +34,9 @@ def muse_attacks(unlearned: LoadedModel, prepared: Any, before: dict[str, Any], 
     tok, tokens = unlearned.tokenizer, verbmem_tokens(prepared)
     out: dict[str, Any] = {}
     half = len(prepared.forget) // 2
-    if b.relearn_steps and half:
+    if b.relearn_steps and not half:
+        out["relearning"] = {"skipped": "one forget chunk: nothing to hold back"}
+    elif b.relearn_steps:
         train, held = prepared.forget[:half], prepared.forget[half:]
         items = verbmem_items(tok, held)
 

@@ -57,8 +57,8 @@ def load_muse_news(root: str | Path | None = None) -> MuseNews:
     or malformed."""
     folder = Path(root) if root is not None else default_root()
     if folder is None:
-        raise DataError("no MUSE-News folder: pass benchmark.data (a folder with knowmem/, privleak/, raw/) or set "
-                        "OBLIVIATE_MUSE_NEWS")  # fmt: skip
+        raise DataError("no MUSE-News folder: pass --set benchmark.data=PATH (a folder with knowmem/, privleak/, "
+                        "raw/) or set OBLIVIATE_MUSE_NEWS")  # fmt: skip
     if not folder.is_dir():
         raise DataError(f"{folder}: MUSE-News folder not found")
     loaded = {key: _read(folder / rel) for key, rel in FILES.items()}

@@ -5,9 +5,10 @@ knowmem scripts; the code is ours):
   continuation cut to the same number of tokens as generated;
 - KnowMem: greedy answer after in-context examples written ``Question: ...\\nAnswer: ...\\n\\n``, cut before
   the first blank line or next ``Question``, ROUGE-L F1 against the true answer;
-- PrivLeak: (AUC_unlearned - AUC_retain-only) / AUC_retain-only of the Min-K% attack, forget vs holdout (signed:
-  > 0 the forget set still looks seen, < 0 suspiciously unseen) - :func:`obliviate.metrics.uncertainty.privleak`
-  on the audit's Min-K% AUCs."""
+- PrivLeak: (AUC_unlearned - AUC_retain-only) / AUC_retain-only of the Min-K% attack with MUSE's labels (holdout
+  the positive class, forget the negative one), i.e. 1 - the audit's AUC (forget as members): :func:`muse_privleak`.
+  MUSE's sign, opposite to the audit's PrivLeak: < 0 the forget set still looks seen (the target: about -1),
+  > 0 it looks less seen than never-seen text (over-unlearned), 0 as the retain-only model."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ from transformers import PreTrainedTokenizerBase
 from obliviate.models.generation import Sampling, generate
 
 ANSWER_STOPS = ("\n\n", "\nQuestion", "Question:")
+
+
+def muse_privleak(auc_unlearned: float, auc_retain_only: float) -> float | None:
+    """MUSE's PrivLeak from the audit's AUCs (forget = members): MUSE's AUC is 1 - that; None when the retain-only
+    model's MUSE AUC is 0 (the forget set perfectly more likely than holdout under it)."""
+    ours, gold = 1.0 - auc_unlearned, 1.0 - auc_retain_only
+    return (ours - gold) / gold if gold > 0 else None
 
 
 def rouge_l_f1(references: Sequence[str], predictions: Sequence[str]) -> list[float]:
@@ -68,6 +76,6 @@ def knowmem(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, qa: Sequ
     if not qa:
         return _summary([], [])
     prompts = [knowmem_prompt(icl, q) for q, _ in qa]
-    replies = [cut_answer(r[0]) for r in generate(model, tokenizer, prompts, Sampling(max_new_tokens=max_new_tokens),
-                                                  batch_size=batch_size)]  # fmt: skip
+    replies = [cut_answer(r[0]).strip() for r in generate(model, tokenizer, prompts, Sampling(
+        max_new_tokens=max_new_tokens), batch_size=batch_size, strip=False)]  # fmt: skip  # cut as decoded, as MUSE
     return _summary(rouge_l_f1([a for _, a in qa], replies), replies)

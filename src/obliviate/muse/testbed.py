@@ -64,7 +64,7 @@ def grounded_chunks(tokenizer: PreTrainedTokenizerBase, questions: list[QA], art
                     prefix: str) -> list[Chunk]:  # fmt: skip
     """One chunk per question whose answer an article contains near most of the question's words
     (:func:`_best_occurrence`), the answer's first token in the middle of the window; a question whose answer falls
-    inside a chunk already made joins that chunk."""
+    inside a chunk already made joins that chunk; one whose window would overlap another chunk is dropped."""
     made: list[tuple[int, int, int, list[QA]]] = []  # article, first token, last token, questions
     encoded: dict[int, Any] = {}
     for qa in questions:
@@ -81,6 +81,8 @@ def grounded_chunks(tokenizer: PreTrainedTokenizerBase, questions: list[QA], art
             joined[3].append(qa)
             continue
         first = max(0, min(token - chunk_tokens // 2, len(offsets) - chunk_tokens))
+        if any(m[0] == best and first < m[2] and m[1] < first + chunk_tokens for m in made):
+            continue  # it would overlap a chunk already made: chunks never share text
         made.append((best, first, min(first + chunk_tokens, len(offsets)), [qa]))
     return [Chunk(f"{prefix}-{k}", _span(articles[a], encoded[a]["offset_mapping"], first, last), qas)
             for k, (a, first, last, qas) in enumerate(made)]  # fmt: skip
@@ -128,13 +130,15 @@ def muse_mini(news: MuseNews, tokenizer: PreTrainedTokenizerBase, *, forget_chun
     need = forget_chunks * blocks
     if len(pool) < need:
         raise DataError(f"MUSE-News grounds {len(pool)} forget chunks in its raw corpus; {blocks} blocks of "
-                        f"{forget_chunks} need {need}: lower benchmark.forget_chunks")  # fmt: skip
+                        f"{forget_chunks} need {need}: lower benchmark.forget_chunks or benchmark.blocks")  # fmt: skip
     retain = grounded_chunks(tokenizer, news.retain_qa, news.retain_texts, chunk_tokens, "retain")[:retain_chunks]
     if len(retain) < retain_chunks:
         used = {c.text for c in retain}
         rest = [t for t in news.retain_texts if not any(c in t for c in used)]
         extra = window_chunks(tokenizer, rest, retain_chunks - len(retain), chunk_tokens, "retain-window", seed)
         retain += extra
+    if not any(c.qa for c in retain):
+        raise DataError("no retain question is grounded in MUSE-News' retain texts: KnowMem retain would be empty")
     holdout = window_chunks(tokenizer, news.holdout_texts, holdout_chunks, chunk_tokens, "holdout", seed + 1)
     if len(holdout) < holdout_chunks:
         raise DataError(f"only {len(holdout)} holdout texts are {chunk_tokens} tokens long; {holdout_chunks} asked")
@@ -142,13 +146,11 @@ def muse_mini(news: MuseNews, tokenizer: PreTrainedTokenizerBase, *, forget_chun
 
 
 def verbmem_items(tokenizer: PreTrainedTokenizerBase, chunks: list[Chunk]) -> list[tuple[str, str]]:
-    """(prompt, true continuation) per chunk: its first half of tokens and the rest."""
+    """(prompt, true continuation) per chunk, in order: its first half of tokens and the rest."""
     out = []
     for c in chunks:
         offsets = tokenizer(c.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
         half = len(offsets) // 2
-        if half == 0:
-            continue
-        cut = offsets[half][0]
+        cut = offsets[half][0] if half else len(c.text)  # one item per chunk, however short
         out.append((c.text[:cut].rstrip(), c.text[cut:].strip()))
     return out
