@@ -30,13 +30,15 @@ SETTINGS = {"forget_chunks": 4, "retain_chunks": 8, "holdout_chunks": 24, "chunk
 
 
 def _run(args, method: str, **benchmark: Any) -> tuple[Path, dict[str, Any]]:
-    if args.collect:  # replay: the next finished run of the same sequence, in the order they were made
+    if args.replay:  # --collect / --resume: the next finished run of the same sequence, in the order they were made
         run_dir = args.replay.pop(0)
         m = json.loads((run_dir / "metrics.json").read_text())
         wanted = (method, benchmark.get("scale", 1), benchmark.get("request", 0))
         if (m["method"], m["muse"]["scale"], m["muse"]["request"]) != wanted:
             raise SystemExit(f"{run_dir} is not the run the sequence expects here ({wanted})")
         return run_dir, m
+    if args.collect:
+        raise SystemExit(f"{args.collect} holds no finished run for {method} {benchmark}: use --resume to run it")
     config = {"method": method, "seed": args.seed, "progress": False, "output_dir": str(args.output_dir),
               "save_model": benchmark.pop("save_model", False),
               "benchmark": {"name": "muse-news", "data": str(args.data), "models_dir": str(args.models_dir),
@@ -101,11 +103,13 @@ def main() -> None:
     parser.add_argument("--no-extended", action="store_true", help="skip scalability and sustainability")
     parser.add_argument("--collect", type=Path, default=None, metavar="DIR",
                         help="write the table from the finished runs in DIR (an earlier --output-dir)")  # fmt: skip
+    parser.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                        help="reuse the finished runs in DIR (an earlier --output-dir) and run the rest there")
     args = parser.parse_args()
-    if args.collect:
-        done = sorted(args.collect.glob("muse-news-*/metrics.json"), key=lambda p: p.parent.name.split("-")[-3:-1])
-        args.replay = [p.parent for p in done]
-        args.output_dir = args.collect
+    args.source = args.resume or args.collect
+    args.replay = _finished_runs(args.source) if args.source else []
+    if args.source:
+        args.output_dir = args.source
     args.models_dir = args.models_dir or args.output_dir / "muse-models"
     fresh = not any(args.models_dir.glob("*/*/finetune.json"))
     started = time.perf_counter()
@@ -123,7 +127,7 @@ def main() -> None:
         if method not in best:
             shutil.rmtree(run_dir / "model", ignore_errors=True)
     extended = [] if args.no_extended else _extended(args, best, rows, dirs)
-    minutes = (time.perf_counter() - started) / 60 if not args.collect else _recorded_minutes(args)
+    minutes = (time.perf_counter() - started) / 60 if not args.source else _recorded_minutes(args)
     body = (f"MUSE-News-mini (benchmark `muse-news`, CPU-sized: 4 blocks of 4 forget chunks of 64 tokens grounded in "
             f"MUSE's knowmem forget questions, 8 retain chunks, 24 holdout chunks; target and retain-only model "
             f"fine-tuned from the embedded SmolLM2-135M-Instruct, 6 epochs), seed {args.seed}, fp32 on the CPU; "
@@ -136,23 +140,30 @@ def main() -> None:
             "the holdout band) and a cap of 15 steps per request; single seed.\n\n" + "\n".join(lines) + "\n\n"
             + f"Best two by the rule fixed before the run: {', '.join(best)}."
             "\n\n" + "\n".join(extended) + f"\n\nWhole script: {minutes:.1f} min ("
-            + (f"table written from the runs in {args.collect}; the time is theirs: both fine-tunes plus first run "
-               "start to last run end" if args.collect else
+            + (f"table written from the runs in {args.source}; the time is theirs: both fine-tunes plus each run "
+               "from its start to the next one's" if args.source else
                f"model cache built from empty: {'yes' if fresh else 'no, reused'}") + ").\n")  # fmt: skip
     print(body)
     print("wrote", write_result("muse_news", "MUSE-News-mini on the CPU", body))
 
 
+def _finished_runs(folder: Path) -> list[Path]:
+    """The finished run directories in ``folder``, oldest first."""
+    runs = [p for p in folder.glob("muse-news-*") if (p / "status.json").is_file()
+            and json.loads((p / "status.json").read_text()).get("status") == "finished"]  # fmt: skip
+    return sorted(runs, key=lambda p: p.name.split("-")[-3:-1])
+
+
 def _recorded_minutes(args) -> float:
-    """A replayed script's wall time: the two fine-tunes (finetune.json) plus first run start to last run end."""
+    """A replayed script's wall time: both fine-tunes (finetune.json) plus each run from its start to the next
+    run's start (its setup included), or its own wall time where a gap follows (a run resumed later)."""
     import datetime as dt
 
-    runs = sorted(args.collect.glob("muse-news-*"), key=lambda p: p.name.split("-")[-3:-1])
-    start = dt.datetime.strptime("".join(runs[0].name.split("-")[-3:-1]), "%Y%m%d%H%M%S")
-    last = json.loads((runs[-1] / "metrics.json").read_text())
-    end = dt.datetime.strptime("".join(runs[-1].name.split("-")[-3:-1]), "%Y%m%d%H%M%S")
-    seconds = (end - start).total_seconds() + last["summary"]["timings"]["wall_seconds"]
-    seconds += sum(json.loads(f.read_text())["seconds"] for f in args.models_dir.glob("*/*/finetune.json"))
+    runs = _finished_runs(args.source)
+    starts = [dt.datetime.strptime("".join(p.name.split("-")[-3:-1]), "%Y%m%d%H%M%S") for p in runs]
+    walls = [json.loads((p / "metrics.json").read_text())["summary"]["timings"]["wall_seconds"] for p in runs]
+    seconds = sum(min((b - a).total_seconds(), wall + 60) for a, b, wall in zip(starts, starts[1:], walls))
+    seconds += walls[-1] + sum(json.loads(f.read_text())["seconds"] for f in args.models_dir.glob("*/*/finetune.json"))
     return seconds / 60
 
 
