@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from obliviate.errors import DataError
+from obliviate.unstar.associations import QA  # the one question-answer record
+
+__all__ = ["QA", "MuseNews", "default_root", "load_muse_news"]
 
 FILES = {
     "forget_qa": "knowmem/forget_qa.json", "forget_icl": "knowmem/forget_qa_icl.json",
@@ -18,12 +21,6 @@ FILES = {
     "retain_texts": "privleak/retain2.json", "holdout_texts": "privleak/holdout.json",
     "forget_corpus": "raw/forget.json",
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class QA:
-    question: str
-    answer: str
 
 
 @dataclass(frozen=True)
