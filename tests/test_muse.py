@@ -121,7 +121,7 @@ def test_muse_news_runs_end_to_end_on_the_tiny_model(shared_data, tmp_path):
     the run directory holds metrics.json with MUSE's sets, the audit, the attacks and a MUSE section."""
     args = ["unlearn", "--benchmark", "muse-news", "--method", "npo", "--model", "tiny", "--max-steps", "3",
             "--learning-rate", "1e-3", "--set", f"benchmark.data={shared_data / 'muse_news'}", *TINY_MUSE,
-            "--output-dir", str(tmp_path), "--no-progress", "--no-save-model"]  # fmt: skip
+            "--output-dir", str(tmp_path), "--no-progress"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     run_dir = next(tmp_path.glob("muse-news-npo-*"))
@@ -137,9 +137,26 @@ def test_muse_news_runs_end_to_end_on_the_tiny_model(shared_data, tmp_path):
     scores = sorted((tmp_path / "muse-models").glob("*/*/muse-scores-*.json"))
     assert [p.parent.name for p in scores] == ["retain-only", "target"]  # their MUSE scores on block 0, kept
     assert json.loads(scores[1].read_text())["verbmem"]["mean"] == m["muse"]["before"]["verbmem"]["mean"]
-    again = runner.invoke(app, [*args[:-4], "--set", "benchmark.request=1", "--output-dir", str(tmp_path),
-                                "--no-progress", "--no-save-model"])  # fmt: skip
+    audits = sorted((tmp_path / "muse-models").glob("*/*/audit-scores-*.json"))
+    assert [p.parent.name for p in audits] == ["retain-only"] * 2 + ["target"] * 2  # forget and holdout, each
+    kept = [json.loads(p.read_text()) for p in audits[2:]]
+    forget_ma = next(k["values"]["ma"] for k in kept if k["ids"] == m["muse"]["forget_chunks"])
+    chunks = m["muse"]["forget_chunks"]
+    assert forget_ma == pytest.approx([m["before"]["target"]["per_sample"][i]["ma"] for i in chunks])
+    # the next removal request starts from this run's model, whose holdout scores the run kept beside it
+    (holdout,) = (run_dir / "model").glob("audit-scores-*.json")
+    marked = json.loads(holdout.read_text())
+    marked["values"]["ma"] = [0.5] * len(marked["ids"])  # marked, so that reading it back shows
+    holdout.write_text(json.dumps(marked))
+    again = runner.invoke(app, [*args[:-3], "--set", "benchmark.request=1", "--set",
+                                f"benchmark.start={run_dir / 'model'}", "--output-dir", str(tmp_path), "--no-progress",
+                                "--no-save-model"])  # fmt: skip
     assert again.exit_code == 0, again.output
+    (other,) = [p for p in tmp_path.glob("muse-news-npo-*/metrics.json") if p.parent != run_dir]
+    request = json.loads(other.read_text())
+    assert request["before"]["reference"]["aggregate"]["ma"]["mean"] == 0.5  # read back, not scored again
+    assert request["before"]["reference"]["aggregate"]["loss"] == m["after"]["reference"]["aggregate"]["loss"]
+    assert request["muse"]["start"] == str(run_dir / "model")
     assert len(list((tmp_path / "muse-models").glob("*/*/finetune.json"))) == 2
     second = [json.loads(f.read_text()) for f in tmp_path.glob("muse-news-npo-*/metrics.json")]
     assert sorted(x["muse"]["request"] for x in second) == [0, 1]
@@ -156,3 +173,18 @@ def test_muse_news_rejects_bad_settings_clearly(shared_data, tmp_path):
         result = runner.invoke(app, [*base, *extra])
         assert result.exit_code == 2 and message in " ".join(result.output.split()), (extra, result.output)
     assert not list(tmp_path.glob("muse-news-*"))  # a run that cannot start leaves nothing behind
+
+
+def test_generation_stops_at_a_stop_string_and_each_row_on_its_own():
+    """KnowMem stops generating at MUSE's answer cut. The tiny model repeats a prompt's last letter, so the
+    stop's place is known: it is matched on prompt and completion together ('on' + 'nnnn' ends with 'nnnnn'),
+    a row ends there, and a row that never meets it runs on to the token limit, text unchanged."""
+    from obliviate.models import load_model
+    from obliviate.models.generation import Sampling, generate
+
+    loaded = load_model("tiny:3", device="cpu", dtype="float32")
+    prompts, sampling = ["the cat sat on", "a dog ran to the"], Sampling(max_new_tokens=24)
+    full = [r[0] for r in generate(loaded.model, loaded.tokenizer, prompts, sampling, strip=False)]
+    assert full == ["n" * 24, "e" * 24]
+    cut = [r[0] for r in generate(loaded.model, loaded.tokenizer, prompts, sampling, strip=False, stop=("nnnnn",))]
+    assert cut == ["nnnn", "e" * 24]

@@ -77,8 +77,9 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
     retain_windows = encode_windows(loaded.tokenizer, retain.texts, cfg.scoring.max_tokens) if retain else None
 
     before = utility_before = None
-    if state.is_main_process:
-        before = audit_memorization(loaded, forget, reference, cfg.scoring, progress=cfg.progress)
+    if state.is_main_process:  # a benchmark that keeps audits of its fixed models passes them in (muse-news)
+        before = inputs.get("audit_before") or audit_memorization(loaded, forget, reference, cfg.scoring,
+                                                                  progress=cfg.progress)  # fmt: skip
         if cfg.utility.before:
             utility_before = evaluate_utility(loaded, cfg.utility, reference_windows, progress=cfg.progress,
                                               text_nll=before.reference.values["loss"])  # fmt: skip
@@ -114,7 +115,7 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
         after = audit_memorization(unlearned, forget, reference, cfg.scoring, progress=cfg.progress)
         utility_after = evaluate_utility(unlearned, cfg.utility, reference_windows, progress=cfg.progress,
                                          text_nll=after.reference.values["loss"])  # fmt: skip
-        gold = _against_retain_only(cfg, loaded, forget, reference, after)
+        gold = _against_retain_only(cfg, loaded, forget, reference, after, inputs.get("audit_retain_only"))
     run_dir = ctx.run_dir
     assert run_dir is not None
     model_path = save_trained(unlearned, run_dir) if cfg.save_model else None
@@ -122,16 +123,19 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
         run_dir, cfg, before=before, after=after, result=result, thresholds=thresholds,
         utility={"before": utility_before, "after": utility_after}, model_path=model_path, gold=gold,
     )  # fmt: skip
-    ctx.inputs["unlearned_model"] = unlearned
+    ctx.inputs["unlearned_model"], ctx.inputs["audit_after"] = unlearned, after
     leave_process_group(state)
     return metrics
 
 
 def _against_retain_only(cfg: UnlearnConfig, loaded: LoadedModel, forget: SequenceSet, reference: SequenceSet,
-                         after: MemorizationAudit) -> dict[str, Any] | None:  # fmt: skip
-    """PrivLeak and KS forget quality against ``cfg.retain_only_model`` (None without one)."""
+                         after: MemorizationAudit, kept: MemorizationAudit | None = None) -> dict[str, Any] | None:
+    """PrivLeak and KS forget quality against ``cfg.retain_only_model`` (None without one); ``kept``: its audit
+    on the same sets and settings, when the caller has it."""
     if not cfg.retain_only_model:
         return None
+    if kept is not None:
+        return against_retain_only(after, kept, cfg.retain_only_model)
     gold_model = load_model(cfg.retain_only_model, device=str(loaded.model.device), dtype=cfg.model.dtype,
                             trust_remote_code=cfg.model.trust_remote_code)  # fmt: skip
     gold = audit_memorization(gold_model, forget, reference, cfg.scoring, progress=cfg.progress)

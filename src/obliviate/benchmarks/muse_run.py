@@ -6,6 +6,7 @@ section in summary.md."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from obliviate.benchmarks.spec import RunContext
 from obliviate.data import SequenceSet
 from obliviate.data.sequences import Sequence
 from obliviate.io import write_text_atomic
-from obliviate.models import load_model
+from obliviate.metrics.audit import SetScores, score_set
+from obliviate.models import LoadedModel, load_model
+from obliviate.muse.audits import cached_audit, keep_set_scores
 from obliviate.muse.data import load_muse_news
 from obliviate.muse.models import Recipe, muse_models
 from obliviate.muse.scores import MUSE_SETS, MusePrepared, cached_scores, muse_scores
@@ -72,6 +75,7 @@ def run_muse(ctx: RunContext) -> dict[str, Any]:
                      run_dir=ctx.run_dir, output_dir=ctx.output_dir, inputs=inputs)  # fmt: skip
     cfg = unlearn_config(sub)
     load_sets(sub, cfg)
+    _kept_audits(sub, cfg, loaded, Path(start), prepared.retain_only)
     settings_of = (b.knowmem_tokens, b.icl_examples)
     with torch.no_grad():  # the target's and the retain-only model's scores are cached beside them
         before = (muse_scores(loaded, prepared, *settings_of) if b.start else
@@ -80,6 +84,9 @@ def run_muse(ctx: RunContext) -> dict[str, Any]:
     if not metrics:  # not the main process
         return {}
     unlearned = sub.inputs["unlearned_model"]
+    if metrics.get("unlearned_model"):  # the next removal request starts from it: keep its holdout scores there
+        after = sub.inputs["audit_after"]
+        keep_set_scores(Path(metrics["unlearned_model"]), sub.inputs["reference"], *_key(sub, cfg), after.reference)
     with torch.no_grad():
         after = muse_scores(unlearned, prepared, *settings_of)
         gold = cached_scores(prepared.retain_only, prepared, *settings_of, lambda: load_model(
@@ -99,6 +106,30 @@ def run_muse(ctx: RunContext) -> dict[str, Any]:
         text = summary.read_text(encoding="utf-8") if summary.is_file() else ""
         write_text_atomic(summary, text + "\n" + muse_section(metrics["muse"]))
     return metrics
+
+
+def _key(ctx: RunContext, cfg) -> tuple[Any, str]:
+    return cfg.scoring, f"{ctx.model.device}/{ctx.model.dtype}"
+
+
+def _kept_audits(ctx: RunContext, cfg, loaded, start: Path, retain_only: Path) -> None:
+    """The audits of the starting model and of the retain-only model, read back from beside them where an
+    earlier run kept them (scored now and kept otherwise); see muse/audits.py."""
+    forget, holdout = ctx.inputs["forget"], ctx.inputs["reference"]
+    gold: list[LoadedModel] = []
+
+    def scorer(model: Callable[[], LoadedModel], label: str) -> Callable[[SequenceSet], SetScores]:
+        return lambda sequences: score_set(model(), sequences, cfg.scoring, progress=ctx.progress,
+                                           desc=f"{label} {sequences.name}")  # fmt: skip
+
+    def retain_only_model() -> LoadedModel:
+        if not gold:
+            gold.append(load_model(str(retain_only), device=ctx.model.device, dtype=ctx.model.dtype))
+        return gold[0]
+
+    ctx.inputs["audit_before"] = cached_audit(start, forget, holdout, *_key(ctx, cfg), scorer(lambda: loaded, "start"))
+    ctx.inputs["audit_retain_only"] = cached_audit(retain_only, forget, holdout, *_key(ctx, cfg),
+                                                   scorer(retain_only_model, "retain-only"))  # fmt: skip
 
 
 MUSE_ONLY = frozenset({

@@ -53,12 +53,16 @@ def generate(
     progress: bool = False,
     desc: str = "generating",
     strip: bool = True,
+    stop: tuple[str, ...] = (),
 ) -> list[list[str]]:
     """``sampling.n`` completions of each already-formatted prompt (see :func:`chat_prompt`), in order.
 
     Prompts are batched by length with left padding; sampling is seeded per batch, so the output does not
     depend on what ran before.
-    ``strip``: strip each completion's surrounding whitespace (off: as decoded, e.g. for MUSE's answer cut)."""
+    ``strip``: strip each completion's surrounding whitespace (off: as decoded, e.g. for MUSE's answer cut).
+    ``stop``: a completion ends once prompt + completion ends with one of these strings (so a stop may begin in
+    the prompt's last characters); the text before it is the same as without, and a batch ends once all its
+    completions have."""
     if not prompts:
         return []
     device = next(model.parameters()).device
@@ -72,6 +76,7 @@ def generate(
         num_return_sequences=sampling.n,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        stop_strings=list(stop) or None,
     )
     out: list[list[str]] = [[] for _ in prompts]
     side = tokenizer.padding_side
@@ -85,7 +90,7 @@ def generate(
             encoded = tokenizer([prompts[i] for i in rows], return_tensors="pt", padding=True, add_special_tokens=False)
             encoded = {k: v.to(device) for k, v in encoded.items()}
             torch.manual_seed(seed * 1_000_003 + number)
-            tokens = model.generate(**encoded, generation_config=config)
+            tokens = model.generate(**encoded, generation_config=config, tokenizer=tokenizer if stop else None)
             texts = tokenizer.batch_decode(tokens[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
             for k, row in enumerate(rows):
                 out[row] = [t.strip() if strip else t for t in texts[k * sampling.n : (k + 1) * sampling.n]]

@@ -75,7 +75,8 @@ def knowmem(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, qa: Sequ
     """KnowMem over (question, answer) pairs with the ``icl`` examples: mean and per-item ROUGE-L F1."""
     if not qa:
         return _summary([], [])
-    prompts = [knowmem_prompt(icl, q) for q, _ in qa]
+    prompts = [knowmem_prompt(icl, q) for q, _ in qa]  # answers cut as decoded, as MUSE cuts them; generation
+    # stops at a cut (the answer is the same; only the tokens after it, which the cut drops, are not generated)
     replies = [cut_answer(r[0]).strip() for r in generate(model, tokenizer, prompts, Sampling(
-        max_new_tokens=max_new_tokens), batch_size=batch_size, strip=False)]  # fmt: skip  # cut as decoded, as MUSE
+        max_new_tokens=max_new_tokens), batch_size=batch_size, strip=False, stop=ANSWER_STOPS)]  # fmt: skip
     return _summary(rouge_l_f1([a for _, a in qa], replies), replies)
