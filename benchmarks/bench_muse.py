@@ -2,12 +2,13 @@
 best methods - every row a real ``obliviate unlearn --benchmark muse-news`` run with the defaults.
 
 Run: python benchmarks/bench_muse.py [--methods ga graddiff npo simnpo rmu sga tau] [--models-dir DIR]
+Run: python benchmarks/bench_muse.py --dev   (the learning rate's development runs, on block 4)
 Writes benchmarks/results/muse_news.md: VerbMem, KnowMem forget / retain (ROUGE-L F1), PrivLeak (Min-K%, against
-the retain-only model), c(D_f) after (high / low against the starting band), relearning recovery (VerbMem), steps
-and wall time. The two best methods are picked by a rule fixed before the run: among the methods that keep
-KnowMem retain at 80% of the target's or more, the two with the smallest |PrivLeak| (then the highest KnowMem
-retain). They are then run on 2 and 4 blocks at once (scalability) and on blocks 1, 2, 3 in turn, each request
-starting from the model the previous one left (sustainability, block 0 being the first row)."""
+the retain-only model), c(D_f) after (high / low against the starting band), relearning recovery (VerbMem),
+held-out perplexity, steps and wall time. The two best methods are picked by a rule fixed before the run: among
+the methods that keep KnowMem retain at 80% of the target's or more, the two with the smallest |PrivLeak| (then the
+highest KnowMem retain). They are then run on 2 and 4 blocks at once (scalability) and on blocks 1, 2, 3 in turn,
+each request starting from the model the previous one left (sustainability, block 0 being the first row)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,12 @@ def _figures(m: dict[str, Any]) -> dict[str, Any]:
     return {"verbmem": muse["after"]["verbmem"]["mean"], "knowmem_forget": muse["after"]["knowmem_forget"]["mean"],
             "knowmem_retain": muse["after"]["knowmem_retain"]["mean"], "privleak": privleak_min_k(m),
             "cdf": f"{band['high']} / {band['low']}", "recovery": relearn.get("recovery"), "steps": m["steps"],
-            "seconds": m["summary"]["timings"]["wall_seconds"]}  # fmt: skip
+            "ppl": _perplexity(m, "after"), "seconds": m["summary"]["timings"]["wall_seconds"]}  # fmt: skip
+
+
+def _perplexity(m: dict[str, Any], when: str) -> float | None:
+    """Held-out perplexity (on the never-seen holdout chunks) of the model ``when``."""
+    return ((m["summary"].get("utility") or {}).get(when) or {}).get("perplexity")
 
 
 def _reference_rows(m: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -67,10 +73,10 @@ def _reference_rows(m: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     before = m["outliers"]["before"]["calibrated"]
     target = {k: muse["before"][k]["mean"] for k in ("verbmem", "knowmem_forget", "knowmem_retain")}
     none = {"recovery": None, "steps": None, "seconds": None}
-    target |= {"privleak": privleak_min_k(m, "before"),
-               "cdf": f"{before['high']} / {before['low']}", **none}  # fmt: skip
+    target |= {"privleak": privleak_min_k(m, "before"), "cdf": f"{before['high']} / {before['low']}",
+               "ppl": _perplexity(m, "before"), **none}  # fmt: skip
     gold_row = {k: muse["retain_only"][k]["mean"] for k in ("verbmem", "knowmem_forget", "knowmem_retain")}
-    gold_row |= {"privleak": 0.0, "cdf": "-", **none}
+    gold_row |= {"privleak": 0.0, "cdf": "-", "ppl": None, **none}
     return [("target (before unlearning)", target), ("retain-only", gold_row)]
 
 
@@ -80,13 +86,14 @@ def _cell(value: Any, fmt: str) -> str:
 
 def _row(label: str, f: dict[str, Any]) -> str:
     cells = [_cell(f["verbmem"], ".3f"), _cell(f["knowmem_forget"], ".3f"), _cell(f["knowmem_retain"], ".3f"),
-             _cell(f["privleak"], "+.3f"), f["cdf"], _cell(f["recovery"], ".0%"), _cell(f["steps"], "d"),
+             _cell(f["privleak"], "+.3f"), f["cdf"], _cell(f["recovery"], ".0%"),
+             _cell(f["ppl"], ".0f" if (f["ppl"] or 0) < 1e5 else ".2g"), _cell(f["steps"], "d"),
              _cell(f["seconds"], ".0f")]  # fmt: skip
     return f"| {label} | " + " | ".join(cells) + " |"
 
 
 HEADER = ("| model | VerbMem | KnowMem forget | KnowMem retain | PrivLeak (Min-K%) | c(D_f) high / low | relearning "
-          "recovery | steps | wall s |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+          "recovery | held-out ppl | steps | wall s |\n|---|---|---|---|---|---|---|---|---|---|")  # fmt: skip
 
 
 def best_two(rows: dict[str, dict[str, Any]], target_retain: float) -> list[str]:
@@ -147,7 +154,9 @@ def main() -> None:
             "tuned per method: every method runs with its own defaults, one learning rate for all (chosen by "
             "`--dev` with NPO on block 4, which no row below uses: benchmarks/results/muse_news_dev.md), the "
             "memorization loop's stop rule (c(D_f) high = 0 against the holdout band) and a cap of 10 steps per "
-            "request (the CPU budget); the quantization attack runs on the first table's rows only; single seed."
+            "request (the CPU budget); the quantization attack runs on the first table's rows only; single seed. "
+            "Held-out perplexity: on the 24 never-seen holdout chunks (a fine-tuned 135M model on news text: "
+            "the target's is the reference; the run's guardrails flag a collapse in its metrics.json)."
             "\n\n" + "\n".join(lines) + "\n\n"
             + f"Best two by the rule fixed before the run: {', '.join(best)}."
             "\n\n" + "\n".join(extended) + f"\n\nWhole script: {minutes:.1f} min ("
@@ -176,6 +185,10 @@ def dev(args) -> None:
             f"{SETTINGS['training']['learning_rate']:g}).\n")  # fmt: skip
     print(body)
     print("wrote", write_result("muse_news_dev", "MUSE-News-mini: the learning rate's development runs", body))
+
+
+def _start_verbmem(run_dir: Path) -> float:
+    return json.loads((run_dir / "metrics.json").read_text())["muse"]["before"]["verbmem"]["mean"]
 
 
 def _finished_runs(folder: Path) -> list[Path]:
@@ -207,14 +220,16 @@ def _extended(args, best: list[str], rows: dict[str, Any], dirs: dict[str, Path]
             label = f"{method}, {scale} blocks ({4 * scale} chunks)"
             out.append(_row(label, _figures(m)) if m else f"| {label} | not run |")
             print(out[-1], flush=True)
-    out += ["", "## Sustainability: four removal requests in turn on one model (metrics on each request's block)",
-            "", HEADER]  # fmt: skip
+    out += ["", "## Sustainability: four removal requests in turn on one model (metrics on each request's block)", "",
+            "In brackets: the block's VerbMem on the model the request starts from (the requests before it lower "
+            "it too).", "", HEADER]  # fmt: skip
     for method in best:
-        out.append(_row(f"{method}, request 1 (block 0)", rows[method]))
+        out.append(_row(f"{method}, request 1 (block 0; {_start_verbmem(dirs[method]):.3f})", rows[method]))
         start = dirs[method] / "model"
         for request in (1, 2, 3):
             run_dir, m = _run(args, method, request=request, start=str(start), save_model=True, quantization_bits=[])
-            label = f"{method}, request {request + 1} (block {request})"
+            label = f"{method}, request {request + 1} (block {request}" + (
+                f"; {m['muse']['before']['verbmem']['mean']:.3f})" if m else ")")
             out.append(_row(label, _figures(m)) if m else f"| {label} | not run |")
             print(out[-1], flush=True)
             if m is None:
