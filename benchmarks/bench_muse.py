@@ -152,7 +152,9 @@ def main() -> None:
             "MUSE's sign (< 0: the forget chunks still look seen, the target's is about -1; > 0: they look less "
             "seen than never-seen text, over-unlearned). Not "
             "tuned per method: every method runs with its own defaults, one learning rate for all (chosen by "
-            "`--dev` with NPO on block 4, which no row below uses: benchmarks/results/muse_news_dev.md), the "
+            "`--dev` at seed 0 with NPO on block 4, which no row uses: the blocks are the same chunks at every seed, "
+            "the seed moves the holdout windows, the fine-tune's order and the unlearning; "
+            "benchmarks/results/muse_news_dev.md), the "
             "memorization loop's stop rule (c(D_f) high = 0 against the holdout band) and a cap of 10 steps per "
             "request (the CPU budget); the quantization attack runs on the first table's rows only; single seed. "
             "Held-out perplexity: on the 24 never-seen holdout chunks (a fine-tuned 135M model on news text: "
@@ -164,7 +166,8 @@ def main() -> None:
                "from its start to the next one's" if args.source else
                f"model cache built from empty: {'yes' if fresh else 'no, reused'}") + ").\n")  # fmt: skip
     print(body)
-    print("wrote", write_result("muse_news", "MUSE-News-mini on the CPU", body))
+    name = "muse_news" if args.seed == 0 else f"muse_news_seed{args.seed}"  # another seed: its own table
+    print("wrote", write_result(name, f"MUSE-News-mini on the CPU (seed {args.seed})", body))
 
 
 def dev(args) -> None:
