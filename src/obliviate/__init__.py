@@ -32,6 +32,7 @@ _EXPORTS = {
     "LoadedModel": "obliviate.models",
     "audit": "obliviate.api",
     "unlearn": "obliviate.api",
+    "evaluate": "obliviate.api",
     "run_unstar": "obliviate.api",
     "generate_antisamples": "obliviate.api",
     "run_tofu": "obliviate.api",

@@ -18,7 +18,8 @@ from obliviate.runner import RunConfig, RunResult, run
 
 log = logging.getLogger("obliviate")
 
-__all__ = ["RunConfig", "RunResult", "audit", "build_testbed", "compare", "generate_antisamples", "run_memorization",
+__all__ = ["RunConfig", "RunResult", "audit", "build_testbed", "compare", "evaluate", "generate_antisamples",
+           "run_memorization",
            "run_tofu", "run_unlearning", "run_unstar", "unlearn"]  # fmt: skip
 
 
@@ -69,6 +70,62 @@ def unlearn(config: RunConfig | UnlearnConfig | Mapping[str, Any] | str | Path |
 
         write_html_report(result.run_dir)
     return result
+
+
+def evaluate(config: RunConfig | Mapping[str, Any] | str | Path | None = None, *, model: Any = None,
+             before: Any = None, retain_only: str | Path | None = None, forget: Any = None, reference: Any = None,
+             retain: Any = None, tokenizer: Any = None, report: bool = True,
+             **overrides: Any) -> RunResult:  # fmt: skip
+    """Evaluate a model as it is (the ``obliviate evaluate`` command): the benchmark's own evaluation and attacks,
+    the same code an ``unlearn`` run runs before and after, with ``model`` where the unlearned model would be.
+
+    ``model``: the model to judge - a model directory, a LoRA adapter directory (loaded on its base model), a hub
+    id, ``embedded`` / ``tiny``, or in memory (a LoadedModel, or a transformers model with ``tokenizer=``);
+    ``before``: the model of the "before" column (same kinds); ``retain_only``: a model directory never trained on
+    the forget set (PrivLeak, KS forget quality). The benchmark and its data come from ``config`` / ``overrides``
+    as for :func:`unlearn` (``benchmark="tofu"``, ``forget=...``); returns a :class:`RunResult` (no model)."""
+    inputs: dict[str, Any] = {}
+    overrides = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}  # output_dir=Path(...)
+    judged: dict[str, Any] = {"retain_only": str(retain_only) if retain_only is not None else None}
+    for key, value, name in (("model", model, "evaluated"), ("before", before, "before")):
+        if isinstance(value, str | Path):
+            judged[key] = str(value)
+        elif value is not None:
+            inputs[name] = _in_memory_model(value, tokenizer)
+    for name, value, key in (("forget", forget, "forget"), ("reference", reference, "benchmark.reference"),
+                             ("retain", retain, "benchmark.retain")):  # fmt: skip
+        if isinstance(value, str | Path):
+            overrides[key] = str(value)
+        elif value is not None:
+            inputs[name] = value
+    overrides.update({f"evaluate.{k}": v for k, v in judged.items() if v is not None})
+    if isinstance(config, RunConfig) and (config.evaluate is None or overrides):
+        config = config.model_dump(mode="json", exclude={"method"}, exclude_unset=True)
+    cfg = _config(RunConfig, config, overrides)
+    if cfg.evaluate is None:  # only in-memory models named: evaluation mode all the same
+        data = cfg.model_dump(mode="json", exclude={"method"}, exclude_unset=True)
+        cfg = RunConfig.model_validate({**data, "evaluate": {}})
+    result = run(cfg, inputs)
+    if report and result.run_dir is not None:
+        from obliviate.reports.html import write_html_report
+
+        write_html_report(result.run_dir)
+    return result
+
+
+def _in_memory_model(value: Any, tokenizer: Any) -> Any:
+    """A LoadedModel from an in-memory model: a LoadedModel as it is, a transformers model with its tokenizer."""
+    from obliviate.errors import ConfigError
+    from obliviate.models import LoadedModel
+
+    if isinstance(value, LoadedModel):
+        return value
+    if tokenizer is None:
+        raise ConfigError("an in-memory transformers model needs its tokenizer: evaluate(model=m, tokenizer=t), or "
+                          "pass a LoadedModel (obliviate.load_model)")  # fmt: skip
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(value.eval(), tokenizer, "<in memory>")
 
 
 def from_unlearn_config(cfg: UnlearnConfig) -> RunConfig:

@@ -22,13 +22,28 @@ from obliviate.core.rundir import TrackedRun
 from obliviate.errors import ConfigError, DataError
 from obliviate.guardrails import guardrails
 from obliviate.io import write_json_atomic
-from obliviate.methods import METHODS, MethodConfig
+from obliviate.methods import MethodConfig
+from obliviate.methods.none import method_spec
 
 log = logging.getLogger("obliviate")
 
 SCHEMA_VERSION = 1
 # metrics.json's common keys, set by the runner (a benchmark's own keys of these names are replaced)
 ENVELOPE = ("schema_version", "benchmark", "method", "model", "status", "run", "summary", "guardrails")
+
+
+class EvaluateConfig(_Strict):
+    """What ``obliviate evaluate`` judges: ``model`` stands where the unlearned model would be, ``before`` fills the
+    "before" column, ``retain_only`` is the gold standard that PrivLeak and the KS forget quality compare with."""
+
+    model: str | None = Field(None, description="the model to evaluate: a directory (model or LoRA adapter), a hub "
+                                                "id, embedded, tiny[:SEED] [required unless passed in memory]")
+    before: str | None = Field(None, description="the model of the before column [memorization / qa / associations: "
+                                                 "the evaluated model itself; tofu: TOFU-mini's full model; "
+                                                 "muse-news: its target]")
+    retain_only: str | None = Field(None, description="a model never trained on the forget set (PrivLeak, KS forget "
+                                                      "quality) [tofu / muse-news: the benchmark's own; memorization: "
+                                                      "none]")
 
 
 class RunConfig(_Strict):
@@ -47,6 +62,7 @@ class RunConfig(_Strict):
     guardrails: GuardrailConfig = Field(default_factory=GuardrailConfig, description="guardrail verdict thresholds")
     output_dir: str = Field("runs", description="folder in which the new run directory is created")
     progress: bool = True
+    evaluate: EvaluateConfig | None = Field(None, description="evaluate a model instead of unlearning (method none)")
 
     @model_validator(mode="before")
     @classmethod
@@ -57,9 +73,16 @@ class RunConfig(_Strict):
         method = data.get("method", "sga")
         if isinstance(method, str):
             method = {"name": method}
+        if data.get("evaluate") is not None:
+            if isinstance(method, dict) and method.get("name") not in (None, "sga", "none") and "method" in data:
+                raise ConfigError(f"evaluate runs no unlearning method (got method {method['name']!r}): leave it out")
+            method = {"name": "none"}
+        elif isinstance(method, dict) and method.get("name") == "none":
+            raise ConfigError("method 'none' does not unlearn: use `obliviate evaluate` (obliviate.evaluate) to "
+                              "judge a model as it is")  # fmt: skip
         if isinstance(method, dict):
             method = {"name": "sga", **method}
-            METHODS.get(str(method["name"]))  # an unknown name fails here, listing the choices
+            method_spec(str(method["name"]))  # an unknown name fails here, listing the choices
         bench = data.get("benchmark")
         if bench is None or isinstance(bench, str):
             bench = {"name": bench}
@@ -68,8 +91,9 @@ class RunConfig(_Strict):
                 bench = {**bench, "name": infer_benchmark(data.get("forget"), method.get("name", "sga"))}
             bench_cls = BENCHMARKS.get(str(bench["name"])).config
             if isinstance(method, dict):
-                _move_flat_keys(data, method, bench, METHODS.get(str(method["name"])).config, bench_cls)
-                data["method"] = _validated("method", METHODS.get(str(method["name"])).config, method)
+                method_cls = method_spec(str(method["name"])).config
+                _move_flat_keys(data, method, bench, method_cls, bench_cls)
+                data["method"] = _validated("method", method_cls, method)
             data["benchmark"] = _validated("benchmark", bench_cls, bench)
         return data
 
@@ -158,39 +182,55 @@ def _is_main_process() -> bool:
 
 def run(cfg: RunConfig, inputs: dict[str, Any] | None = None) -> RunResult:
     """Run ``cfg.method`` on ``cfg.benchmark``. ``inputs`` holds in-memory objects used instead of files
-    (``model``: a LoadedModel; ``forget``, ``reference``, ``retain``: the benchmark's data)."""
-    bench, method = BENCHMARKS.get(cfg.benchmark.name), METHODS.get(cfg.method.name)
+    (``model``: a LoadedModel; ``forget``, ``reference``, ``retain``: the benchmark's data; when evaluating,
+    ``evaluated`` / ``before``: the LoadedModels to judge and to compare with).
+
+    With ``cfg.evaluate`` the run evaluates instead of unlearning: the benchmark runs its own evaluation and
+    attacks (the very code an unlearning run runs before and after) with the evaluated model where the unlearned
+    model would be and nothing trained or saved."""
+    bench, method = BENCHMARKS.get(cfg.benchmark.name), method_spec(cfg.method.name)
     bench.check(method)
     bench.check_settings(cfg.benchmark, method)
     inputs = dict(inputs or {})
+    evaluating = cfg.evaluate is not None
     ctx = RunContext(model=cfg.model, forget=cfg.forget, limit=cfg.limit, method=cfg.method, benchmark=cfg.benchmark,
-                     seed=cfg.seed, save_model=cfg.save_model, progress=cfg.progress, run_dir=None,
-                     output_dir=cfg.output_dir, inputs=inputs)  # fmt: skip
+                     seed=cfg.seed, save_model=cfg.save_model and not evaluating, progress=cfg.progress, run_dir=None,
+                     output_dir=cfg.output_dir, inputs=inputs, evaluate=cfg.evaluate)  # fmt: skip
     in_memory = sorted(inputs)
     if "model" not in inputs:
         from obliviate.models.loading import check_model
 
         check_model(cfg.model.model, cfg.model.device, cfg.model.dtype)
+    if evaluating:
+        _check_evaluated(cfg, inputs)
     if bench.prepare is not None:
         bench.prepare(ctx)
+    if evaluating:
+        _load_evaluated(cfg, inputs)
     if not _is_main_process():
-        bench.run(ctx)
+        if not evaluating:  # evaluation is the main process's alone
+            bench.run(ctx)
         return RunResult(None, {})
     record = cfg.model_dump(mode="json")
     record["inputs_in_memory"] = in_memory
-    with TrackedRun(cfg.output_dir, f"{bench.name}-{method.name}", record) as run_dir:
+    label = "evaluate" if evaluating else method.name
+    with TrackedRun(cfg.output_dir, f"{bench.name}-{label}", record) as run_dir:
         ctx.run_dir = run_dir
-        log.info("obliviate %s: %s on the %s benchmark, model %s", __version__, method.name, bench.name,
-                 "<in memory>" if "model" in inputs else cfg.model.model)  # fmt: skip
+        judged = _model_name(cfg, inputs)
+        log.info("obliviate %s: %s on the %s benchmark, model %s", __version__,
+                 "evaluation" if evaluating else method.name, bench.name, judged)  # fmt: skip
         started = time.perf_counter()
         metrics = bench.run(ctx)
         metrics = {key: value for key, value in metrics.items() if key not in ENVELOPE}
+        run_record = {"obliviate": __version__, "run_dir": run_dir.name, "seed": cfg.seed, "forget": cfg.forget,
+                      "inputs_in_memory": in_memory, "method_config": cfg.method.model_dump(mode="json"),
+                      "benchmark_config": cfg.benchmark.model_dump(mode="json")}  # fmt: skip
+        if evaluating:
+            run_record["evaluate"] = {**cfg.evaluate.model_dump(mode="json"), "model": judged,
+                                      "before": _before_name(cfg, inputs)}  # fmt: skip
         metrics = {
-            "schema_version": SCHEMA_VERSION, "benchmark": bench.name, "method": method.name,
-            "model": "<in memory>" if "model" in inputs else cfg.model.model, "status": "finished",
-            "run": {"obliviate": __version__, "run_dir": run_dir.name, "seed": cfg.seed, "forget": cfg.forget,
-                    "inputs_in_memory": in_memory, "method_config": cfg.method.model_dump(mode="json"),
-                    "benchmark_config": cfg.benchmark.model_dump(mode="json")},
+            "schema_version": SCHEMA_VERSION, "benchmark": bench.name, "method": method.name, "model": judged,
+            "status": "finished", "run": run_record,
             "summary": bench.summarize(metrics) if bench.summarize else {}, **metrics,
         }  # fmt: skip
         metrics["summary"].setdefault("timings", {})["wall_seconds"] = time.perf_counter() - started
@@ -200,4 +240,44 @@ def run(cfg: RunConfig, inputs: dict[str, Any] | None = None) -> RunResult:
     return RunResult(run_dir, metrics, inputs.get("unlearned_model"))
 
 
-__all__ = ["RunConfig", "RunResult", "infer_benchmark", "run"]
+def _model_name(cfg: RunConfig, inputs: dict[str, Any]) -> str:
+    """The model metrics.json names: the evaluated one when evaluating, else the starting model."""
+    if cfg.evaluate is not None:
+        return cfg.evaluate.model or "<in memory>"
+    return "<in memory>" if "model" in inputs else cfg.model.model
+
+
+def _before_name(cfg: RunConfig, inputs: dict[str, Any]) -> str | None:
+    assert cfg.evaluate is not None
+    if cfg.evaluate.before:
+        return cfg.evaluate.before
+    return "<in memory>" if "before" in inputs else None
+
+
+def _check_evaluated(cfg: RunConfig, inputs: dict[str, Any]) -> None:
+    """The evaluated, before and retain-only models exist (checked before any run directory is made)."""
+    from obliviate.models.loading import check_model
+
+    e = cfg.evaluate
+    assert e is not None
+    if e.model is None and "evaluated" not in inputs:
+        raise ConfigError("evaluate needs the model to judge: --model DIR (or model= in the Python API)")
+    if e.retain_only and cfg.benchmark.name in ("qa", "associations"):
+        raise ConfigError(f"--retain-only: the {cfg.benchmark.name} benchmark has no retain-only comparison "
+                          "(memorization, tofu and muse-news do)")  # fmt: skip
+    for spec in (e.model, e.before, e.retain_only):
+        if spec:
+            check_model(spec, cfg.model.device, cfg.model.dtype)
+
+
+def _load_evaluated(cfg: RunConfig, inputs: dict[str, Any]) -> None:
+    from obliviate.models import load_model
+
+    e, m = cfg.evaluate, cfg.model
+    assert e is not None
+    for key, spec in (("evaluated", e.model), ("before", e.before)):
+        if spec and key not in inputs:
+            inputs[key] = load_model(spec, device=m.device, dtype=m.dtype, trust_remote_code=m.trust_remote_code)
+
+
+__all__ = ["EvaluateConfig", "RunConfig", "RunResult", "infer_benchmark", "run"]

@@ -51,6 +51,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
     from obliviate.unstar.run import ObjectiveRun, unstar_in
 
     spec, b, model = ctx.method_spec, ctx.benchmark, ctx.inputs.get("model")
+    if ctx.evaluated is not None:
+        return unstar_in(ctx.run_dir, flat_config(UnstarConfig, ctx, exclude=OBJECTIVE_ONLY), ctx.before_model(),
+                         evaluated=ctx.evaluated)  # fmt: skip
     if spec.antisample:
         cfg = flat_config(UnstarConfig, ctx, exclude=OBJECTIVE_ONLY, **ctx.method.params())
         return unstar_in(ctx.run_dir, cfg, model)

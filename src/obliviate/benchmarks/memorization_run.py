@@ -25,7 +25,7 @@ from obliviate.metrics.tokens import encode_windows
 from obliviate.models import LoadedModel, load_model
 from obliviate.models.loading import resolve_device, save_trained
 from obliviate.training.engine import Engine, leave_process_group
-from obliviate.unlearning.loop import UnlearningLoop
+from obliviate.unlearning.loop import LoopResult, UnlearningLoop
 
 log = logging.getLogger("obliviate")
 
@@ -70,8 +70,12 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
     device = cfg.model.device
     if device == "auto" and state.distributed_type.name != "NO":
         device = str(state.device)
-    loaded = inputs.get("model") or load_model(cfg.model.model, device=device, dtype=cfg.model.dtype,
-                                               trust_remote_code=cfg.model.trust_remote_code)  # fmt: skip
+    evaluated = ctx.evaluated
+    retain_only = getattr(ctx.evaluate, "retain_only", None)
+    if evaluated is not None and retain_only:  # evaluate --retain-only: the gold standard to compare with
+        cfg = cfg.model_copy(update={"retain_only_model": retain_only})
+    loaded = ctx.before_model() or inputs.get("model") or load_model(
+        cfg.model.model, device=device, dtype=cfg.model.dtype, trust_remote_code=cfg.model.trust_remote_code)
     windows = encode_windows(loaded.tokenizer, forget.texts, cfg.scoring.max_tokens, ids=forget.ids)
     reference_windows = encode_windows(loaded.tokenizer, reference.texts, cfg.scoring.max_tokens)
     retain_windows = encode_windows(loaded.tokenizer, retain.texts, cfg.scoring.max_tokens) if retain else None
@@ -89,7 +93,43 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
     thresholds = Thresholds.from_reference(ReferenceStats.from_values(shared[0]), cfg.scoring.k_sigma, cfg.tau)
     log.info("unseen MA: tau %.4f, band [%.4f, %.4f]", thresholds.tau, thresholds.lower, thresholds.upper)
 
-    model = copy.deepcopy(loaded.model) if "model" in inputs else loaded.model  # never train the caller's model
+    if evaluated is not None:  # evaluation only: the evaluated model stands where the unlearned one would be
+        result, result_model = LoopResult(0, "evaluation only: no unlearning"), evaluated.model
+    else:
+        result, result_model = _unlearn(ctx, cfg, loaded, windows, forget, reference_windows, retain_windows,
+                                        thresholds, state)  # fmt: skip
+    if not state.is_main_process:
+        leave_process_group(state)  # leave cleanly (an undestroyed gloo group can abort at exit)
+        return {}
+
+    unlearned = evaluated or LoadedModel(result_model, loaded.tokenizer, loaded.spec)
+    with torch.no_grad():
+        if evaluated is loaded and "audit_before" not in inputs:  # evaluating one model: its audit is the before one
+            after, utility_after = before, utility_before
+        else:
+            after = audit_memorization(unlearned, forget, reference, cfg.scoring, progress=cfg.progress)
+            utility_after = None
+        if utility_after is None:
+            utility_after = evaluate_utility(unlearned, cfg.utility, reference_windows, progress=cfg.progress,
+                                             text_nll=after.reference.values["loss"])  # fmt: skip
+        gold = _against_retain_only(cfg, loaded, forget, reference, after, inputs.get("audit_retain_only"))
+    run_dir = ctx.run_dir
+    assert run_dir is not None
+    model_path = save_trained(unlearned, run_dir) if cfg.save_model else None
+    metrics = write_unlearning_report(
+        run_dir, cfg, before=before, after=after, result=result, thresholds=thresholds,
+        utility={"before": utility_before, "after": utility_after}, model_path=model_path, gold=gold,
+    )  # fmt: skip
+    ctx.inputs["unlearned_model"], ctx.inputs["audit_after"] = unlearned, after
+    leave_process_group(state)
+    return metrics
+
+
+def _unlearn(ctx: RunContext, cfg: UnlearnConfig, loaded: LoadedModel, windows, forget: SequenceSet,
+             reference_windows, retain_windows, thresholds: Thresholds, state: PartialState):  # fmt: skip
+    """The step-wise unlearning itself, on a copy of an in-memory model: (loop result, unlearned model)."""
+    on_cpu = resolve_device(cfg.model.device).type == "cpu"
+    model = copy.deepcopy(loaded.model) if "model" in ctx.inputs else loaded.model  # never train the caller's model
     engine = Engine(model, loaded.tokenizer.pad_token_id, cfg.training, cpu=on_cpu)
     method = build_stepwise(ctx, cfg, thresholds, retain_windows)
     loop = UnlearningLoop(
@@ -106,26 +146,7 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
     result = loop.run()
     result_model = method.result(engine)
     engine.accelerator.wait_for_everyone()
-    if not state.is_main_process:
-        leave_process_group(state)  # leave cleanly (an undestroyed gloo group can abort at exit)
-        return {}
-
-    unlearned = LoadedModel(result_model, loaded.tokenizer, loaded.spec)
-    with torch.no_grad():
-        after = audit_memorization(unlearned, forget, reference, cfg.scoring, progress=cfg.progress)
-        utility_after = evaluate_utility(unlearned, cfg.utility, reference_windows, progress=cfg.progress,
-                                         text_nll=after.reference.values["loss"])  # fmt: skip
-        gold = _against_retain_only(cfg, loaded, forget, reference, after, inputs.get("audit_retain_only"))
-    run_dir = ctx.run_dir
-    assert run_dir is not None
-    model_path = save_trained(unlearned, run_dir) if cfg.save_model else None
-    metrics = write_unlearning_report(
-        run_dir, cfg, before=before, after=after, result=result, thresholds=thresholds,
-        utility={"before": utility_before, "after": utility_after}, model_path=model_path, gold=gold,
-    )  # fmt: skip
-    ctx.inputs["unlearned_model"], ctx.inputs["audit_after"] = unlearned, after
-    leave_process_group(state)
-    return metrics
+    return result, result_model
 
 
 def _against_retain_only(cfg: UnlearnConfig, loaded: LoadedModel, forget: SequenceSet, reference: SequenceSet,

@@ -60,25 +60,31 @@ def run_muse(ctx: RunContext) -> dict[str, Any]:
     from obliviate.benchmarks.memorization import MemorizationConfig, unlearn_config
     from obliviate.benchmarks.memorization_run import load_sets, run_stepwise
 
-    b, prepared = ctx.benchmark, ctx.inputs["muse"]
-    start = b.start or str(prepared.target)
-    loaded = load_model(start, device=ctx.model.device, dtype=ctx.model.dtype)
+    b, prepared, evaluated = ctx.benchmark, ctx.inputs["muse"], ctx.evaluated
+    given = evaluated is not None and "before" in ctx.inputs  # evaluate --before: the user's model, not the target
+    start = (ctx.evaluate.before or "<in memory>") if given else b.start or str(prepared.target)
+    loaded = ctx.inputs["before"] if given else load_model(start, device=ctx.model.device, dtype=ctx.model.dtype)
+    retain_only = (ctx.evaluate.retain_only if evaluated is not None else None) or str(prepared.retain_only)
     settings = b.model_dump(exclude={"name", *MUSE_ONLY})
     loop = MemorizationConfig.model_validate({**settings, "name": "memorization", "reference": "muse-news:holdout",
-                                              "retain_only_model": str(prepared.retain_only)})  # fmt: skip
+                                              "retain_only_model": retain_only})  # fmt: skip
     label = f"muse-news:block{b.request}" + (f"x{b.scale}" if b.scale > 1 else "")
     inputs = {"model": loaded, "forget": _sequences("forget", prepared.forget),
               "reference": _sequences("holdout", prepared.mini.holdout),
               "retain": _sequences("retain", prepared.mini.retain)}  # fmt: skip
+    if evaluated is not None:  # evaluation only: the before model is the target unless --before says otherwise
+        inputs.update(evaluated=evaluated, before=loaded)
     sub = RunContext(model=ctx.model.model_copy(update={"model": start}), forget=label, limit=None, method=ctx.method,
                      benchmark=loop, seed=ctx.seed, save_model=ctx.save_model, progress=ctx.progress,
-                     run_dir=ctx.run_dir, output_dir=ctx.output_dir, inputs=inputs)  # fmt: skip
+                     run_dir=ctx.run_dir, output_dir=ctx.output_dir, inputs=inputs, evaluate=ctx.evaluate)  # fmt: skip
     cfg = unlearn_config(sub)
     load_sets(sub, cfg)
-    _kept_audits(sub, cfg, loaded, Path(start), prepared.retain_only)
+    # audits and scores are kept beside the benchmark's own models only, never written into a user's model folder
+    kept_retain_only = retain_only == str(prepared.retain_only)
+    _kept_audits(sub, cfg, loaded, None if given else Path(start), prepared.retain_only if kept_retain_only else None)
     settings_of = (b.knowmem_tokens, b.icl_examples)
     with torch.no_grad():  # the target's and the retain-only model's scores are cached beside them
-        before = (muse_scores(loaded, prepared, *settings_of) if b.start else
+        before = (muse_scores(loaded, prepared, *settings_of) if b.start or given else
                   cached_scores(prepared.target, prepared, *settings_of, lambda: loaded))  # fmt: skip
     metrics = run_stepwise(sub, cfg)
     if not metrics:  # not the main process
@@ -89,12 +95,13 @@ def run_muse(ctx: RunContext) -> dict[str, Any]:
         keep_set_scores(Path(metrics["unlearned_model"]), sub.inputs["reference"], *_key(sub, cfg), after.reference)
     with torch.no_grad():
         after = muse_scores(unlearned, prepared, *settings_of)
-        gold = cached_scores(prepared.retain_only, prepared, *settings_of, lambda: load_model(
-            str(prepared.retain_only), device=ctx.model.device, dtype=ctx.model.dtype))  # fmt: skip
+        load_gold = lambda: load_model(retain_only, device=ctx.model.device, dtype=ctx.model.dtype)  # noqa: E731
+        gold = (cached_scores(prepared.retain_only, prepared, *settings_of, load_gold) if kept_retain_only else
+                muse_scores(load_gold(), prepared, *settings_of))  # fmt: skip
     from obliviate.muse.attacks import muse_attacks, privleak_min_k
 
     metrics["muse"] = {
-        "target": str(prepared.target), "retain_only_model": str(prepared.retain_only), "start": start,
+        "target": str(prepared.target), "retain_only_model": retain_only, "start": start,
         "forget_chunks": [c.id for c in prepared.forget], "scale": b.scale, "request": b.request,
         "before": before, "after": after, "retain_only": gold, "privleak": privleak_min_k(metrics),
         "privleak_before": privleak_min_k(metrics, "before"),
@@ -112,9 +119,10 @@ def _key(ctx: RunContext, cfg) -> tuple[Any, str]:
     return cfg.scoring, f"{ctx.model.device}/{ctx.model.dtype}"
 
 
-def _kept_audits(ctx: RunContext, cfg, loaded, start: Path, retain_only: Path) -> None:
+def _kept_audits(ctx: RunContext, cfg, loaded, start: Path | None, retain_only: Path | None) -> None:
     """The audits of the starting model and of the retain-only model, read back from beside them where an
-    earlier run kept them (scored now and kept otherwise); see muse/audits.py."""
+    earlier run kept them (scored now and kept otherwise); see muse/audits.py. None: a model the user gave
+    (``obliviate evaluate``), scored by the run itself and kept nowhere."""
     forget, holdout = ctx.inputs["forget"], ctx.inputs["reference"]
     gold: list[LoadedModel] = []
 
@@ -127,9 +135,12 @@ def _kept_audits(ctx: RunContext, cfg, loaded, start: Path, retain_only: Path) -
             gold.append(load_model(str(retain_only), device=ctx.model.device, dtype=ctx.model.dtype))
         return gold[0]
 
-    ctx.inputs["audit_before"] = cached_audit(start, forget, holdout, *_key(ctx, cfg), scorer(lambda: loaded, "start"))
-    ctx.inputs["audit_retain_only"] = cached_audit(retain_only, forget, holdout, *_key(ctx, cfg),
-                                                   scorer(retain_only_model, "retain-only"))  # fmt: skip
+    if start is not None:
+        ctx.inputs["audit_before"] = cached_audit(start, forget, holdout, *_key(ctx, cfg),
+                                                  scorer(lambda: loaded, "start"))  # fmt: skip
+    if retain_only is not None:
+        ctx.inputs["audit_retain_only"] = cached_audit(retain_only, forget, holdout, *_key(ctx, cfg),
+                                                       scorer(retain_only_model, "retain-only"))  # fmt: skip
 
 
 MUSE_ONLY = frozenset({

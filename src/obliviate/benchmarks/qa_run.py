@@ -106,7 +106,7 @@ def load_facts_into(ctx: RunContext) -> None:
     ctx.inputs["retain"], ctx.inputs["holdout"] = _facts(ctx, "retain", b.retain), _facts(ctx, "holdout", b.holdout)
     if ctx.method_spec.antisample:
         ctx.inputs["alternatives"] = wrong_answer_pairs(ctx.inputs["forget"])
-    if ctx.method_spec.objective is None and ctx.inputs["holdout"] is None:
+    if ctx.method_spec.objective is None and ctx.method.name != "none" and ctx.inputs["holdout"] is None:
         raise ConfigError(f"{ctx.method.name} on the qa benchmark judges each answer against answers the model never "
                           "saw: give never-trained facts (--set benchmark.holdout=FILE)")  # fmt: skip
 
@@ -117,8 +117,8 @@ def run_qa(ctx: RunContext) -> dict[str, Any]:
     alternatives = ctx.inputs.get("alternatives")
     judge = build_judge(b.judge)
     started = time.perf_counter()
-    loaded = ctx.inputs.get("model") or load_model(ctx.model.model, device=ctx.model.device, dtype=ctx.model.dtype,
-                                                   trust_remote_code=ctx.model.trust_remote_code)  # fmt: skip
+    loaded = ctx.before_model() or ctx.inputs.get("model") or load_model(
+        ctx.model.model, device=ctx.model.device, dtype=ctx.model.dtype, trust_remote_code=ctx.model.trust_remote_code)
     tok = loaded.tokenizer
     sets = evaluation_sets(forget, retain)
     before = evaluate_all(loaded.model, tok, sets, judge)
@@ -126,14 +126,15 @@ def run_qa(ctx: RunContext) -> dict[str, Any]:
     forget_pairs = [(f.question, f.answer) for f in forget]
     half_probability = float(np.mean([before["forget"]["per_sample"][f.id]["probability"]
                                       for f in list(forget)[len(forget) // 2:]]))  # fmt: skip
-    start_model = copy.deepcopy(loaded.model) if "model" in ctx.inputs else loaded.model
     t0 = time.perf_counter()
     stepwise: dict[str, Any] = {}
-    if spec.objective is None:  # SGA, TA, TAU: per-fact answer-token MA against never-trained facts
-        model, stepwise = unlearn_stepwise_qa(ctx, start_model, tok, forget, holdout)
+    if ctx.evaluated is not None:  # evaluation only: the evaluated model stands where the unlearned one would be
+        model, losses = ctx.evaluated.model, []
+    elif spec.objective is None:  # SGA, TA, TAU: per-fact answer-token MA against never-trained facts
+        model, stepwise = unlearn_stepwise_qa(ctx, _start(ctx, loaded), tok, forget, holdout)
         losses = stepwise.pop("losses")
     else:
-        engine = Engine(start_model, tok.pad_token_id, AntiSampleTrainingConfig(learning_rate=b.learning_rate,
+        engine = Engine(_start(ctx, loaded), tok.pad_token_id, AntiSampleTrainingConfig(learning_rate=b.learning_rate,
                                                                                  seed=ctx.seed))  # fmt: skip
         log_steps = unlearn_qa(engine, tok, spec.objective(ctx.method), forget_pairs,
                                [(f.question, f.answer) for f in retain or []], alternatives=alternatives,
@@ -142,7 +143,10 @@ def run_qa(ctx: RunContext) -> dict[str, Any]:
         losses = [r["loss"] for r in log_steps if "loss" in r]
         model = engine.unwrapped.eval()
     unlearning_seconds = time.perf_counter() - t0
-    after = evaluate_all(model, tok, sets, judge)
+    # evaluating with no before model: one model, so its before evaluation is the after one (when unlearning, the
+    # loaded model may have been trained in place: it is evaluated again)
+    same = ctx.evaluated is not None and model is loaded.model
+    after = before if same else evaluate_all(model, tok, sets, judge)
     log.info("after: %s", {k: round(v["aggregate"]["accuracy"], 3) for k, v in after.items()})
     attacks: dict[str, Any] = {}
     # the unlearned model's forget-answer NLLs, from its evaluation (the attacks need no other forward pass)
@@ -180,6 +184,11 @@ def run_qa(ctx: RunContext) -> dict[str, Any]:
         "after": {k: {"items": v["items"]} for k, v in after.items()}})  # fmt: skip
     write_text_atomic(ctx.run_dir / "summary.md", qa_summary(metrics))
     return metrics
+
+
+def _start(ctx: RunContext, loaded: LoadedModel):
+    """The model to train: a copy of an in-memory model (the caller's is never changed), else the loaded one."""
+    return copy.deepcopy(loaded.model) if "model" in ctx.inputs else loaded.model
 
 
 def qa_summary(metrics: dict[str, Any]) -> str:

@@ -41,12 +41,25 @@ class RunContext:
     run_dir: Path | None
     output_dir: str
     inputs: dict[str, Any] = field(default_factory=dict)
+    # evaluation only (obliviate evaluate): the models named by the run's EvaluateConfig; None when unlearning
+    evaluate: Any = None
 
     @property
     def method_spec(self) -> MethodSpec:
-        from obliviate.methods import METHODS
+        from obliviate.methods.none import method_spec
 
-        return METHODS.get(self.method.name)
+        return method_spec(self.method.name)
+
+    @property
+    def evaluated(self) -> Any:
+        """The model under evaluation (a LoadedModel) when this run evaluates instead of unlearning, else None:
+        a benchmark puts it where its unlearned model would be and skips the unlearning step."""
+        return self.inputs.get("evaluated")
+
+    def before_model(self) -> Any:
+        """The model of the "before" column when evaluating: ``--before`` when given, else the evaluated model
+        itself (None when unlearning: the benchmark loads its starting model)."""
+        return self.inputs.get("before") or self.inputs.get("evaluated")
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,8 @@ class BenchmarkSpec:
     def check(self, method: MethodSpec) -> None:
         from obliviate.errors import ConfigError
 
+        if method.name == "none":
+            return  # evaluation only: every benchmark evaluates
         reason = self.support(method)
         if reason is not None:
             raise ConfigError(f"method {method.name!r} does not run on the {self.name!r} benchmark: {reason}")

@@ -41,7 +41,17 @@ def prepare(ctx: RunContext) -> None:
 def run(ctx: RunContext) -> dict[str, Any]:
     from obliviate.tofu.run import tofu_in
 
-    return tofu_in(ctx.run_dir, tofu_config(ctx), ctx.inputs.get("tofu"))
+    cfg, given = tofu_config(ctx), {}
+    if ctx.evaluated is not None:  # the user's before / retain-only models replace TOFU-mini's own
+        from obliviate.models import load_model
+
+        if "before" in ctx.inputs:
+            given["full"] = ctx.inputs["before"]
+        if ctx.evaluate.retain_only:
+            m = ctx.model
+            given["retain"] = load_model(ctx.evaluate.retain_only, device=m.device, dtype=m.dtype,
+                                         trust_remote_code=m.trust_remote_code)  # fmt: skip
+    return tofu_in(ctx.run_dir, cfg, ctx.inputs.get("tofu"), ctx.evaluated, given)
 
 
 def summarize(m: dict[str, Any]) -> dict[str, Any]:

@@ -85,6 +85,8 @@ def load_model(
     if spec.split(":")[0] == TINY_PREFIX:
         seed = _tiny_seed(spec)
         model, tokenizer = build_tiny_model(seed), build_tiny_tokenizer()
+    elif _adapter_dir(spec) is not None:
+        return _load_adapter(spec, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     else:
         path = embedded_model_dir() if spec in EMBEDDED_ALIASES else _local_or_hub(spec)
         model, tokenizer = _from_pretrained(str(path), spec, target_dtype, trust_remote_code)
@@ -100,8 +102,56 @@ def check_model(spec: str, device: str = "auto", dtype: str = "auto") -> None:
     resolve_dtype(dtype, resolve_device(device))
     if spec.split(":")[0] == TINY_PREFIX:
         _tiny_seed(spec)
+    elif (adapter := _adapter_dir(spec)) is not None:
+        check_model(adapter_base(adapter), device, dtype)
     elif spec not in EMBEDDED_ALIASES:
         _local_or_hub(spec)
+
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def _adapter_dir(spec: str) -> Path | None:
+    """``spec`` as a PEFT (LoRA) adapter directory: adapter_config.json and no config.json of a whole model."""
+    path = Path(spec).expanduser()
+    if path.is_dir() and (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file():
+        return path
+    return None
+
+
+def adapter_base(path: Path) -> str:
+    """The base model an adapter directory was trained on (its adapter_config.json's base_model_name_or_path)."""
+    import json
+
+    try:
+        base = json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ModelLoadError(f"{path / ADAPTER_CONFIG} cannot be read: {exc}") from None
+    if not base:
+        raise ModelLoadError(f"{path} is a LoRA adapter that does not name its base model "
+                             f"(base_model_name_or_path in {ADAPTER_CONFIG})")  # fmt: skip
+    return str(base)
+
+
+def _load_adapter(spec: str, *, device: str, dtype: str, trust_remote_code: bool) -> LoadedModel:
+    """A LoRA adapter directory on its base model, merged into the base's weights (a plain model to evaluate)."""
+    from peft import PeftModel
+
+    path = Path(spec).expanduser()
+    if not (path / "adapter_model.safetensors").is_file():
+        raise ModelLoadError(f"{path} has no adapter_model.safetensors; obliviate loads safetensors only")
+    base = load_model(adapter_base(path), device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    try:
+        merged = PeftModel.from_pretrained(base.model, str(path)).merge_and_unload()
+    except Exception as exc:  # an adapter of another architecture, or corrupt weights
+        raise ModelLoadError(f"Could not load the LoRA adapter {spec!r} on {adapter_base(path)!r}: "
+                             f"{type(exc).__name__}: {exc}") from None  # fmt: skip
+    tokenizer = base.tokenizer
+    if (path / "tokenizer_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(model=merged.eval(), tokenizer=tokenizer, spec=spec)
 
 
 def _tiny_seed(spec: str) -> int:

@@ -124,17 +124,21 @@ class ObjectiveRun:
 
 
 def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = None,
-              objective: ObjectiveRun | None = None) -> dict[str, Any]:  # fmt: skip
+              objective: ObjectiveRun | None = None,
+              evaluated: LoadedModel | None = None) -> dict[str, Any]:  # fmt: skip
     """Unlearn the associations in ``cfg.forget`` inside ``run_dir`` (made by the runner); returns the metrics.
     ``loaded``: a model already in memory (a copy is trained), instead of ``cfg.model``; ``objective``: train that
-    method instead of UnSTAR (same evaluation and attacks)."""
+    method instead of UnSTAR (same evaluation and attacks); ``evaluated``: evaluation only - no training, this
+    model is judged where the unlearned one would be (``loaded``: the before model)."""
     associations, unrelated, retain = _inputs(cfg)
     from_file = read_antisamples(cfg.antisamples) if cfg.antisamples and objective is None else None
-    name = objective.name if objective else "UnSTAR"
+    name = "evaluation" if evaluated else objective.name if objective else "UnSTAR"
     log.info("%s on %s, cutting %d associations", name, cfg.model.model, len(associations))
     started = time.perf_counter()
-    loaded = _load(cfg) if loaded is None else LoadedModel(copy.deepcopy(loaded.model), loaded.tokenizer,
-                                                             loaded.spec)  # fmt: skip
+    if evaluated is None:
+        loaded = _load(cfg) if loaded is None else LoadedModel(copy.deepcopy(loaded.model), loaded.tokenizer,
+                                                                 loaded.spec)  # fmt: skip
+    assert loaded is not None
     eval_judge = build_judge(cfg.eval_judge)
     before = targeted_evaluation(loaded.model, loaded.tokenizer, list(associations), unrelated, eval_judge)
     log.info("before: %s", {k: round(before[k]["accuracy"], 3) for k in SETS})
@@ -144,12 +148,15 @@ def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = Non
                                              leak_k=cfg.leak_k, seed=cfg.seed, unknown=unknown,
                                              frames=frames)  # fmt: skip
     probes = {"before": probe(loaded.model)}
-    engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, cfg.training,
-                    cpu=resolve_device(cfg.model.device).type == "cpu")  # fmt: skip
-    trained = LoadedModel(engine.unwrapped, loaded.tokenizer, loaded.spec)
     unlearning_started = time.perf_counter()
     evaluating = [0.0]  # seconds spent on the per-round evaluation, left out of the unlearning time
-    if objective is not None:
+    if evaluated is None:
+        engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, cfg.training,
+                        cpu=resolve_device(cfg.model.device).type == "cpu")  # fmt: skip
+        trained = LoadedModel(engine.unwrapped, loaded.tokenizer, loaded.spec)
+    if evaluated is not None:  # evaluation only: the evaluated model stands where the unlearned one would be
+        trained, result = evaluated, UnstarResult(steps=0, rounds=[])
+    elif objective is not None:
         records = unlearn_qa(engine, loaded.tokenizer, objective.objective,
                              [(a.question, a.answer) for a in associations], [(f.question, f.answer) for f in retain],
                              epochs=objective.epochs,
@@ -180,21 +187,26 @@ def unstar_in(run_dir: Path, cfg: UnstarConfig, loaded: LoadedModel | None = Non
                                   progress=cfg.progress, after_round=heldout_accuracy)  # fmt: skip
         result = pipeline.run()
     unlearning_seconds = time.perf_counter() - unlearning_started - evaluating[0]
-    if objective is None:
+    if objective is None and evaluated is None:
         write_antisamples(run_dir / "antisamples.jsonl", result.antisamples)
-    after = targeted_evaluation(engine.unwrapped, loaded.tokenizer, list(associations), unrelated, eval_judge)
+    model = trained.model.eval()
+    # evaluating with no before model: the before evaluation is the after one (unlearning trains in place)
+    same = evaluated is not None and model is loaded.model
+    after = before if same else targeted_evaluation(model, loaded.tokenizer, list(associations), unrelated,
+                                                    eval_judge)  # fmt: skip
     log.info("after: %s", {k: round(after[k]["accuracy"], 3) for k in SETS})
-    probes["after"] = probe(engine.unwrapped)
+    probes["after"] = probes["before"] if same else probe(model)
     relearn = None
     if cfg.relearn_steps:
-        relearn = relearning_check(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
+        relearn = relearning_check(model, loaded.tokenizer, list(associations), eval_judge,
                                    cfg.training, steps=cfg.relearn_steps,
                                    before_items=before["forget"]["items"])  # fmt: skip
-    quantized = heldout_quantization(engine.unwrapped, loaded.tokenizer, list(associations), eval_judge,
+    quantized = heldout_quantization(model, loaded.tokenizer, list(associations), eval_judge,
                                     cfg.quantization_bits)  # fmt: skip
     model_path = save_trained(trained, run_dir) if cfg.save_model else None
+    method_name = "none" if evaluated else objective.name if objective else None
     metrics = _metrics(cfg, before, after, result, relearn, model_path, unlearning_seconds,
-                       time.perf_counter() - started, objective.name if objective else None)  # fmt: skip
+                       time.perf_counter() - started, method_name)  # fmt: skip
     metrics["quantization_attack"], metrics["probes"] = quantized, probes
     write_json_atomic(run_dir / "metrics.json", metrics)
     write_json_atomic(run_dir / "answers.json", {"before": before, "after": after})
