@@ -138,8 +138,8 @@ def test_testbed_injects_with_a_spread_of_repetitions(tmp_path):
     m = json.loads((unlearned / "metrics.json").read_text())
     gold, miau = m["gold_standard"], m["after"]["miau"]
     assert set(gold["privleak"]) == set(miau)
-    assert gold["privleak"]["loss"] == pytest.approx(
-        (miau["loss"]["auc"] - gold["auc_retain_only"]["loss"]) / gold["auc_retain_only"]["loss"])
+    assert gold["privleak"]["loss"] == pytest.approx(  # MUSE's convention: its AUC is 1 - ours
+        (gold["auc_retain_only"]["loss"] - miau["loss"]["auc"]) / (1 - gold["auc_retain_only"]["loss"]))
     assert 0 <= gold["forget_quality"]["ma"]["p_value"] <= 1 and 0 <= gold["forget_quality"]["loss"]["statistic"] <= 1
     assert m["summary"]["attacks"]["membership"]["privleak"] == gold["privleak_best"]["value"]
     assert "Against the retain-only model" in (unlearned / "summary.md").read_text()

@@ -62,14 +62,15 @@ def _audit(member_loss, nonmember_loss, member_ma, nonmember_ma):
 
 
 def test_privleak_and_ks_forget_quality_against_the_retain_only_model_by_hand():
-    assert privleak(0.3, 0.5) == pytest.approx(-0.4)  # MUSE: (AUC_unlearn - AUC_retain) / AUC_retain
+    # MUSE: (AUC_unlearn - AUC_retain) / AUC_retain on its AUCs, 1 - ours (forget = members): (0.7 - 0.5) / 0.5
+    assert privleak(0.3, 0.5) == pytest.approx(0.4)
     # unlearned: member losses 1, 2 vs non-members 3, 4 -> the loss score -loss separates them: AUC 1
     unlearned = _audit([1.0, 2.0], [3.0, 4.0], [0.3, 0.4], [0.3, 0.35])
     # retain-only: member losses 3.5, 1.5 vs 3, 4 -> of 4 pairs, 3.5 beats only 4, 1.5 beats both: AUC 3/4
     gold = _audit([3.5, 1.5], [3.0, 4.0], [0.3, 0.4], [0.3, 0.35])
     result = against_retain_only(unlearned, gold, "retain-only")
     assert result["auc_retain_only"]["loss"] == pytest.approx(0.75)
-    assert result["privleak"]["loss"] == pytest.approx((1.0 - 0.75) / 0.75)
+    assert result["privleak"]["loss"] == pytest.approx((0.0 - 0.25) / 0.25)  # still memorized: -1
     assert result["privleak_best"]["value"] == pytest.approx(max(result["privleak"].values(), key=abs))
     # same MA values under both models: KS statistic 0, p-value 1; losses {1,2} vs {3.5,1.5}: D = 1/2
     assert result["forget_quality"]["ma"] == {"statistic": 0.0, "p_value": 1.0}

@@ -87,7 +87,7 @@ def test_tofu_cli_runs_end_to_end_and_reuses_the_fine_tuned_models(shared_data, 
     assert "either way" in page and re.search(r"<td>over-unlearned</td>\s*<td class=\"(pass|warn|fail)\">", page)
     aucs = {k: v["auc"] for k, v in metrics["attacks"]["membership"].items()}
     leak = metrics["summary"]["attacks"]["membership"]["privleak"]
-    assert leak == pytest.approx((aucs["unlearned"] - aucs["retain-only"]) / aucs["retain-only"])
+    assert leak == pytest.approx((aucs["retain-only"] - aucs["unlearned"]) / (1 - aucs["retain-only"]))  # MUSE's
     assert f"PrivLeak against the retain-only model {leak:+.3f}" in page
     models = metrics["models_dir"]
     stamp = (tmp_path / "tofu-models").rglob("finetune.json")

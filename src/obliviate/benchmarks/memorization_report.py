@@ -85,9 +85,10 @@ def gold_section(gold: dict[str, Any] | None) -> str:
         return ""
     rows = [[name, gold["auc_retain_only"][name], value] for name, value in gold["privleak"].items()]
     quality = gold["forget_quality"]
-    return (f"## Against the retain-only model (`{gold['model']}`)\n\nPrivLeak = (AUC unlearned - AUC retain-only) / "
-            "AUC retain-only on the same members and never-seen text (0: as if never trained on; strongly negative: "
-            "over-unlearned; positive: leaks).\n\n"
+    return (f"## Against the retain-only model (`{gold['model']}`)\n\nPrivLeak, MUSE's convention (a fraction; MUSE "
+            "prints it x100): (AUC unlearned - AUC retain-only) / AUC retain-only with MUSE's AUC (never-seen text "
+            "the positive class: 1 - the AUC above) on the same members and never-seen text - 0: as if never "
+            "trained on; < 0: still memorized (about -1 for a model that memorized them); > 0: over-unlearned.\n\n"
             + markdown_table(["attack score", "AUC retain-only", "PrivLeak"], rows)
             + f"\nKS forget quality (forget set under the unlearned vs the retain-only model): MA p = "
             f"{quality['ma']['p_value']:.4g} (D {quality['ma']['statistic']:.3f}), loss p = "

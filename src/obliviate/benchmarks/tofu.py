@@ -73,12 +73,11 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     if a.get("quantization"):
         attacks["quantization"] = {f"probability_{k}": v for k, v in a["quantization"].items()}
     if a.get("membership"):
-        attacks["membership"] = {"auc": a["membership"]["unlearned"]["auc"]}
-        gold = (a["membership"].get("retain-only") or {}).get("auc")
-        if gold:  # MUSE's PrivLeak against the retain-only model, on the same members and non-members
-            from obliviate.metrics.uncertainty import privleak
+        from obliviate.tofu.report import membership_privleak
 
-            attacks["membership"]["privleak"] = privleak(a["membership"]["unlearned"]["auc"], gold)
+        attacks["membership"] = {"auc": a["membership"]["unlearned"]["auc"]}
+        if a["membership"].get("retain-only"):  # MUSE's PrivLeak against the retain-only model, same sets
+            attacks["membership"]["privleak"] = membership_privleak(a["membership"])
     if a.get("paraphrase", {}).get("unlearned", {}).get("probability") is not None:
         p = a["paraphrase"]["unlearned"]
         attacks["paraphrase"] = {"probability": p["probability"], "rouge_l_recall": p["rouge_l_recall"]}

@@ -104,7 +104,8 @@ def print_memorization_run(metrics: dict[str, Any]) -> None:
         leak, quality = gold["privleak_best"], gold["forget_quality"]
         value = "undefined" if leak["value"] is None else f"{leak['value']:+.3f} ({leak['score']})"
         console.print(
-            f"Against the retain-only model: PrivLeak {value}; KS forget quality "
+            f"Against the retain-only model: PrivLeak {value} (MUSE's sign: < 0 still memorized, > 0 "
+            f"over-unlearned); KS forget quality "
             f"p = {quality['ma']['p_value']:.3g} (MA), {quality['loss']['p_value']:.3g} (loss)"
         )
     for key, value in (metrics["utility"].get("after") or {}).items():

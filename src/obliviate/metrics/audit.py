@@ -217,8 +217,9 @@ def against_retain_only(unlearned: MemorizationAudit, retain_only: MemorizationA
     forget quality of the forget set's per-sequence MA and loss distributions."""
     mine, gold = unlearned.miau(), retain_only.miau()
     shared = [name for name in mine if name in gold]
-    # PrivLeak divides by the retain-only AUC: undefined where that is 0 (tiny sets, perfectly separated)
-    leaks = {name: privleak(mine[name]["auc"], gold[name]["auc"]) for name in shared if gold[name]["auc"] > 0}
+    # PrivLeak divides by the retain-only model's MUSE AUC: undefined where that is 0 (tiny sets, perfectly separated)
+    values = {name: privleak(mine[name]["auc"], gold[name]["auc"]) for name in shared}
+    leaks = {name: value for name, value in values.items() if value is not None}
     worst = max(leaks, key=lambda name: abs(leaks[name])) if leaks else None
     return {
         "model": model,

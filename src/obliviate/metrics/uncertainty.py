@@ -54,13 +54,17 @@ def auc_intervals(members: Iterable[float], nonmembers: Iterable[float], *, resa
     return {"auc": _interval(aucs, confidence), "auc_either": _interval(np.maximum(aucs, 1 - aucs), confidence)}
 
 
-def privleak(auc_unlearned: float, auc_retain_only: float) -> float:
-    """MUSE's PrivLeak: (AUC_unlearned - AUC_retain_only) / AUC_retain_only on the same member / non-member
-    sets, signed - near 0 is what a model that never saw the forget set gives, strongly negative is
-    over-unlearning (members now look *less* like members than never-seen text), positive is leakage."""
-    if auc_retain_only <= 0:
-        raise ValueError("PrivLeak needs the retain-only model's AUC above 0")
-    return (auc_unlearned - auc_retain_only) / auc_retain_only
+def privleak(auc_unlearned: float, auc_retain_only: float) -> float | None:
+    """MUSE's PrivLeak, the one obliviate reports on every benchmark, as a fraction (MUSE prints it x100).
+
+    The arguments are obliviate's AUCs, forget samples as members (1: every forget sample more likely than every
+    never-seen one). MUSE's released code (muse_bench's PrivLeak) labels the holdout set positive, so its AUC is
+    1 - ours, and PrivLeak = (AUC_unlearned - AUC_retain-only) / AUC_retain-only on its AUCs:
+    0 as if never trained on, < 0 the forget set still looks seen (a model that memorized it: about -1), > 0 it
+    looks less seen than never-seen text (over-unlearned). None when the retain-only model's MUSE AUC is 0 (its
+    forget samples all more likely than never-seen ones): the ratio is undefined."""
+    ours, gold = 1.0 - auc_unlearned, 1.0 - auc_retain_only
+    return (ours - gold) / gold if gold > 0 else None
 
 
 def ks_forget_quality(unlearned: Iterable[float], retain_only: Iterable[float]) -> dict[str, float]:

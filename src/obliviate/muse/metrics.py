@@ -6,9 +6,10 @@ knowmem scripts; the code is ours):
 - KnowMem: greedy answer after in-context examples written ``Question: ...\\nAnswer: ...\\n\\n``, cut before
   the first blank line or next ``Question``, ROUGE-L F1 against the true answer;
 - PrivLeak: (AUC_unlearned - AUC_retain-only) / AUC_retain-only of the Min-K% attack with MUSE's labels (holdout
-  the positive class, forget the negative one), i.e. 1 - the audit's AUC (forget as members): :func:`muse_privleak`.
-  MUSE's sign, opposite to the audit's PrivLeak: < 0 the forget set still looks seen (the target: about -1),
-  > 0 it looks less seen than never-seen text (over-unlearned), 0 as the retain-only model."""
+  the positive class, forget the negative one), i.e. 1 - the audit's AUC (forget as members): the one PrivLeak of
+  obliviate (:func:`obliviate.metrics.uncertainty.privleak`, here as ``muse_privleak``): < 0 the forget set still
+  looks seen (the target: about -1), > 0 it looks less seen than never-seen text (over-unlearned), 0 as the
+  retain-only model."""
 
 from __future__ import annotations
 
@@ -18,16 +19,13 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from obliviate.metrics.uncertainty import privleak
 from obliviate.models.generation import Sampling, generate
 
 ANSWER_STOPS = ("\n\n", "\nQuestion", "Question:")
 
 
-def muse_privleak(auc_unlearned: float, auc_retain_only: float) -> float | None:
-    """MUSE's PrivLeak from the audit's AUCs (forget = members): MUSE's AUC is 1 - that; None when the retain-only
-    model's MUSE AUC is 0 (the forget set perfectly more likely than holdout under it)."""
-    ours, gold = 1.0 - auc_unlearned, 1.0 - auc_retain_only
-    return (ours - gold) / gold if gold > 0 else None
+muse_privleak = privleak  # the one definition, under the name MUSE's readers look for
 
 
 def rouge_l_f1(references: Sequence[str], predictions: Sequence[str]) -> list[float]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from obliviate.attacks.quantization import QUANTIZATION_NOTE
+from obliviate.metrics.uncertainty import privleak
 from obliviate.render.markdown import markdown_table
 from obliviate.render.plots import plot_roc_curves, plot_tradeoff, plot_value_histograms
 
@@ -98,9 +99,18 @@ def _attack_lines(attacks: dict[str, Any], forget_probability_after: float) -> l
     return lines
 
 
+def membership_privleak(membership: dict[str, Any]) -> float | None:
+    """PrivLeak (MUSE's convention) of the unlearned model's membership attack against the retain-only model's."""
+    mine, gold = (membership.get(k, {}).get("auc") for k in ("unlearned", "retain-only"))
+    return privleak(mine, gold) if mine is not None and gold is not None else None
+
+
 def _privleak(membership: dict[str, Any]) -> str:
     """'; PrivLeak ...' of the unlearned model against the retain-only one, when both were attacked."""
-    mine, gold = (membership.get(k, {}).get("auc") for k in ("unlearned", "retain-only"))
-    if not (mine is not None and gold):
+    if not membership.get("retain-only") or not membership.get("unlearned"):
         return ""
-    return f"; PrivLeak against the retain-only model {(mine - gold) / gold:+.3f} (0: as if never trained on)"
+    leak = membership_privleak(membership)
+    if leak is None:
+        return "; PrivLeak against the retain-only model undefined (its MUSE AUC is 0)"
+    return (f"; PrivLeak against the retain-only model {leak:+.3f} (MUSE's convention: 0 as if never trained on, "
+            "< 0 still memorized, > 0 over-unlearned)")
