@@ -29,6 +29,9 @@ def test_readme_python_example_runs_as_written(tmp_path, monkeypatch):
     assert result.metrics["after"]["forget"]["aggregate"]["probability"] < result.metrics["before"]["forget"][
         "aggregate"]["probability"]  # fmt: skip
     assert namespace["forgetful"] is not namespace["model"].model
+    check = namespace["check"].metrics  # evaluate on the saved model: the unlearn run's after figures
+    assert check["method"] == "none" and check["after"]["forget"] == result.metrics["after"]["forget"]
+    assert check["before"]["forget"] == result.metrics["before"]["forget"]
 
 
 def test_unlearn_takes_a_model_and_texts_in_memory_and_leaves_the_model_alone(memorizing_model, tmp_path):
