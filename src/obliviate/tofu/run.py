@@ -86,9 +86,13 @@ class TofuModels:
     full_eval: dict[str, Any]
     retain_eval: dict[str, Any]
     folder: Path
+    given: frozenset[str] = frozenset()  # 'full' / 'retain' given by the user (obliviate evaluate): never cached
 
     def cached(self, model: str, name: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """A result about one of the two fine-tuned models, kept beside it for later runs."""
+        """A result about one of the two fine-tuned models, kept beside it for later runs (computed afresh for a
+        model the user gave instead)."""
+        if model in self.given:
+            return _jsonable(compute())
         return _cached(self.folder / model / name, compute)
 
 
@@ -125,17 +129,21 @@ def _cached(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]
     return value
 
 
-def testbed_models(cfg: TofuConfig, data: TofuMini) -> TofuModels:
-    """The full and retain-only models and their evaluations, trained or read from the cache."""
+def testbed_models(cfg: TofuConfig, data: TofuMini, given: dict[str, LoadedModel] | None = None) -> TofuModels:
+    """The full and retain-only models and their evaluations, trained or read from the cache; ``given``: models
+    the user passed instead ('full': the before column, 'retain': the retain-only model), evaluated now."""
+    given = given or {}
     recipe = (f"{_slug(cfg.model.model)}-{cfg.forget_split}-{cfg.retain_authors}authors-{cfg.finetune_epochs}ep-"
               f"lr{cfg.finetune_learning_rate:g}-seed{cfg.seed}")  # fmt: skip
     folder = Path(cfg.models_dir or Path(cfg.output_dir) / "tofu-models") / recipe
-    full = finetune_cached(cfg, folder, data.full_pairs, "full")
-    retain = finetune_cached(cfg, folder, data.retain_pairs, "retain")
+    full = given.get("full") or finetune_cached(cfg, folder, data.full_pairs, "full")
+    retain = given.get("retain") or finetune_cached(cfg, folder, data.retain_pairs, "retain")
+    models = TofuModels(full, retain, {}, {}, folder, frozenset(given))
     limits = f"eval-{cfg.eval_limit}-{cfg.retain_eval_limit}.json"
-    evaluations = [_cached(folder / name / limits, lambda m=m: evaluate_tofu(m.model, m.tokenizer, data.eval_sets))
-                   for name, m in (("full", full), ("retain", retain))]  # fmt: skip
-    return TofuModels(full, retain, *evaluations, folder)
+    models.full_eval, models.retain_eval = (
+        models.cached(name, limits, lambda m=m: evaluate_tofu(m.model, m.tokenizer, data.eval_sets))
+        for name, m in (("full", full), ("retain", retain)))  # fmt: skip
+    return models
 
 
 def _holdout(cfg: TofuConfig, data: TofuMini) -> list[TofuItem]:
@@ -181,35 +189,24 @@ def tofu_data(cfg: TofuConfig) -> TofuMini:
                      eval_limit=cfg.eval_limit, retain_eval_limit=cfg.retain_eval_limit)  # fmt: skip
 
 
-def tofu_in(run_dir: Path, cfg: TofuConfig, data: TofuMini | None = None) -> dict[str, Any]:
-    """Run ``cfg.method`` on TOFU-mini inside ``run_dir`` (made by the runner); returns the metrics."""
+def tofu_in(run_dir: Path, cfg: TofuConfig, data: TofuMini | None = None, evaluated: LoadedModel | None = None,
+            given: dict[str, LoadedModel] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run ``cfg.method`` on TOFU-mini inside ``run_dir`` (made by the runner); returns the metrics.
+    ``evaluated``: evaluation only - no unlearning, this model is judged where the unlearned one would be;
+    ``given``: the user's own 'full' (before) and 'retain' (retain-only) models instead of TOFU-mini's."""
     data = data or tofu_data(cfg)
-    method = build_qa_method(cfg.method, cfg.rmu_layer)
     holdout = _holdout(cfg, data)
     log.info("%s on TOFU-mini (%s, %d retain authors) from %s", cfg.method, cfg.forget_split, cfg.retain_authors,
              cfg.model.model)  # fmt: skip
     started = time.perf_counter()
-    models = testbed_models(cfg, data)
+    models = testbed_models(cfg, data, given)
     tok = models.full.tokenizer
-    forget_pairs = [(x.question, x.answer) for x in data.forget]
-    engine = Engine(copy.deepcopy(models.full.model), tok.pad_token_id,
-                    AntiSampleTrainingConfig(learning_rate=cfg.learning_rate, seed=cfg.seed))  # fmt: skip
-    probing = [0.0]
-
-    def trade_off(_epoch: int) -> dict[str, float]:
-        t0 = time.perf_counter()
-        point = _probe(engine.unwrapped, tok, data)
-        probing[0] += time.perf_counter() - t0
-        return point
-
     unlearning_started = time.perf_counter()
-    trace = [{"epoch": -1, "step": 0, **trade_off(-1)}] if cfg.trace else []
-    trace += unlearn_qa(engine, tok, method, forget_pairs, data.retain_pairs, epochs=cfg.epochs,
-                        batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress,
-                        after_epoch=trade_off if cfg.trace else None,
-                        alternatives=tofu_antisamples(data.forget) if cfg.method == "unstar" else None)  # fmt: skip
-    unlearning_seconds = time.perf_counter() - unlearning_started - probing[0]
-    unlearned = LoadedModel(engine.unwrapped.eval(), tok, models.full.spec)
+    if evaluated is None:
+        unlearned, trace, probing = _unlearn(cfg, data, models)
+    else:
+        unlearned, trace, probing = LoadedModel(evaluated.model.eval(), evaluated.tokenizer, evaluated.spec), [], 0.0
+    unlearning_seconds = time.perf_counter() - unlearning_started - probing
     evaluation = _jsonable(evaluate_tofu(unlearned.model, tok, data.eval_sets))
     log.info("evaluated the unlearned model; running the attacks")
     attacks = _attacks(cfg, models, unlearned, data, holdout, evaluation["forget"]["answer_nlls"])
@@ -222,6 +219,29 @@ def tofu_in(run_dir: Path, cfg: TofuConfig, data: TofuMini | None = None) -> dic
                                         "retain-only": models.retain_eval})  # fmt: skip
     write_text_atomic(run_dir / "summary.md", tofu_summary(metrics))
     return metrics
+
+
+def _unlearn(cfg: TofuConfig, data: TofuMini, models: TofuModels) -> tuple[LoadedModel, list[dict[str, Any]], float]:
+    """Unlearn the forget split from a copy of the full model: (unlearned model, per-epoch trace, seconds probing)."""
+    method = build_qa_method(cfg.method, cfg.rmu_layer)
+    tok = models.full.tokenizer
+    forget_pairs = [(x.question, x.answer) for x in data.forget]
+    engine = Engine(copy.deepcopy(models.full.model), tok.pad_token_id,
+                    AntiSampleTrainingConfig(learning_rate=cfg.learning_rate, seed=cfg.seed))  # fmt: skip
+    probing = [0.0]
+
+    def trade_off(_epoch: int) -> dict[str, float]:
+        t0 = time.perf_counter()
+        point = _probe(engine.unwrapped, tok, data)
+        probing[0] += time.perf_counter() - t0
+        return point
+
+    trace = [{"epoch": -1, "step": 0, **trade_off(-1)}] if cfg.trace else []
+    trace += unlearn_qa(engine, tok, method, forget_pairs, data.retain_pairs, epochs=cfg.epochs,
+                        batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress,
+                        after_epoch=trade_off if cfg.trace else None,
+                        alternatives=tofu_antisamples(data.forget) if cfg.method == "unstar" else None)  # fmt: skip
+    return LoadedModel(engine.unwrapped.eval(), tok, models.full.spec), trace, probing[0]
 
 
 def _attacks(cfg, models: TofuModels, unlearned: LoadedModel, data: TofuMini, holdout: list[TofuItem],
