@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from obliviate.config import AntiSampleTrainingConfig
-from obliviate.models import LoadedModel, load_model
+from obliviate.models import LoadedModel, load_model, save_model
 from obliviate.training.engine import Engine
 from obliviate.training.finetune import finetune_on_windows
 from obliviate.training.sft import sft
@@ -76,3 +77,17 @@ def knowing_model():
     sft(engine, loaded.tokenizer, [(f.question, answer_target(f.answer, None)) for f in facts], passes=60,
         batch_size=8)  # fmt: skip
     return loaded
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def sequence_files(memorizing_model, tmp_path_factory):
+    """The memorizing model saved to a folder, its trained texts (forget) and never-seen texts (reference) as JSONL."""
+    root = tmp_path_factory.mktemp("seq")
+    forget = write_jsonl(root / "forget.jsonl", [{"id": f"t{i}", "text": t} for i, t in enumerate(TRAINED_TEXTS)])
+    reference = write_jsonl(root / "ref.jsonl", [{"id": f"u{i}", "text": t} for i, t in enumerate(UNSEEN_TEXTS)])
+    return save_model(memorizing_model, root / "model"), forget, reference

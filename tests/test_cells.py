@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import TRAINED_TEXTS, UNRELATED, UNSEEN_TEXTS, ZORBIA
+from conftest import UNRELATED, ZORBIA
+from conftest import write_jsonl as _jsonl
 from obliviate.benchmarks import BENCHMARKS
 from obliviate.cli.main import app
 from obliviate.methods import METHODS
@@ -23,19 +24,6 @@ CELLS = [(m, b) for m in METHODS.names() for b in BENCHMARKS.names()]
 SUPPORTED = [(m, b) for m, b in CELLS if BENCHMARKS.get(b).support(METHODS.get(m)) is None]
 UNSUPPORTED = [(m, b) for m, b in CELLS if (m, b) not in SUPPORTED]
 TINY = ["--no-progress", "--no-save-model"]
-
-
-def _jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-@pytest.fixture(scope="module")
-def sequence_files(memorizing_model, tmp_path_factory):
-    root = tmp_path_factory.mktemp("cells-seq")
-    return (save_model(memorizing_model, root / "model"),
-            _jsonl(root / "forget.jsonl", [{"id": f"t{i}", "text": t} for i, t in enumerate(TRAINED_TEXTS)]),
-            _jsonl(root / "ref.jsonl", [{"id": f"u{i}", "text": t} for i, t in enumerate(UNSEEN_TEXTS)]))  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import TRAINED_TEXTS, UNRELATED, UNSEEN_TEXTS, ZORBIA
+from conftest import write_jsonl as _jsonl
 from obliviate.cli.main import app
 from obliviate.models import save_model
 from obliviate.unstar.antisamples import answer_target
@@ -21,11 +22,6 @@ from obliviate.unstar.antisamples import answer_target
 runner = CliRunner()
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "src/obliviate/schema/metrics.schema.json").read_text())
 QUIET = ["--no-progress"]
-
-
-def _jsonl(path: Path, rows) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def _invoke(args: list[str]) -> None:
@@ -55,14 +51,6 @@ def _check_evaluate_run(metrics: dict, run_dir: Path, judged: Path) -> None:
     assert run_dir.name.startswith(f"{metrics['benchmark']}-evaluate-")
     assert (run_dir / "report.html").is_file() and (run_dir / "summary.md").is_file()
     assert not (run_dir / "model").exists()  # nothing trained, nothing saved
-
-
-@pytest.fixture(scope="module")
-def sequence_files(memorizing_model, tmp_path_factory):
-    root = tmp_path_factory.mktemp("eval-seq")
-    return (save_model(memorizing_model, root / "model"),
-            _jsonl(root / "forget.jsonl", [{"id": f"t{i}", "text": t} for i, t in enumerate(TRAINED_TEXTS)]),
-            _jsonl(root / "ref.jsonl", [{"id": f"u{i}", "text": t} for i, t in enumerate(UNSEEN_TEXTS)]))  # fmt: skip
 
 
 SEQ = ["--set", "benchmark.scoring.max_tokens=48", "--set", "benchmark.scoring.neighbours=2",

@@ -57,14 +57,23 @@ def unlearn(config: RunConfig | UnlearnConfig | Mapping[str, Any] | str | Path |
     if isinstance(config, UnlearnConfig):
         config = from_unlearn_config(config)
     inputs: dict[str, Any] = {"model": model} if model is not None else {}
-    for name, value, key in (("forget", forget, "forget"), ("reference", reference, "benchmark.reference"),
-                             ("retain", retain, "benchmark.retain")):  # fmt: skip
+    _data_inputs(inputs, overrides, forget=forget, reference=reference, retain=retain)
+    return _reported(run(_config(RunConfig, config, overrides), inputs), report)
+
+
+def _data_inputs(inputs: dict[str, Any], overrides: dict[str, Any], **sets: Any) -> None:
+    """The forget / reference / retain data of a run: a file or builtin:NAME becomes a config override, anything
+    else an in-memory input."""
+    keys = {"forget": "forget", "reference": "benchmark.reference", "retain": "benchmark.retain"}
+    for name, value in sets.items():
         if isinstance(value, str | Path):
-            overrides[key] = str(value)  # a file or builtin:NAME, as in a config
+            overrides[keys[name]] = str(value)  # a file or builtin:NAME, as in a config
         elif value is not None:
             inputs[name] = value
-    cfg = _config(RunConfig, config, overrides)
-    result = run(cfg, inputs)
+
+
+def _reported(result: RunResult, report: bool) -> RunResult:
+    """``result`` after writing its report.html / report.md (when asked and on the main process)."""
     if report and result.run_dir is not None:
         from obliviate.reports.html import write_html_report
 
@@ -92,12 +101,7 @@ def evaluate(config: RunConfig | Mapping[str, Any] | str | Path | None = None, *
             judged[key] = str(value)
         elif value is not None:
             inputs[name] = _in_memory_model(value, tokenizer)
-    for name, value, key in (("forget", forget, "forget"), ("reference", reference, "benchmark.reference"),
-                             ("retain", retain, "benchmark.retain")):  # fmt: skip
-        if isinstance(value, str | Path):
-            overrides[key] = str(value)
-        elif value is not None:
-            inputs[name] = value
+    _data_inputs(inputs, overrides, forget=forget, reference=reference, retain=retain)
     overrides.update({f"evaluate.{k}": v for k, v in judged.items() if v is not None})
     if isinstance(config, RunConfig) and (config.evaluate is None or overrides):
         config = config.model_dump(mode="json", exclude={"method"}, exclude_unset=True)
@@ -105,12 +109,7 @@ def evaluate(config: RunConfig | Mapping[str, Any] | str | Path | None = None, *
     if cfg.evaluate is None:  # only in-memory models named: evaluation mode all the same
         data = cfg.model_dump(mode="json", exclude={"method"}, exclude_unset=True)
         cfg = RunConfig.model_validate({**data, "evaluate": {}})
-    result = run(cfg, inputs)
-    if report and result.run_dir is not None:
-        from obliviate.reports.html import write_html_report
-
-        write_html_report(result.run_dir)
-    return result
+    return _reported(run(cfg, inputs), report)
 
 
 def _in_memory_model(value: Any, tokenizer: Any) -> Any:

@@ -97,7 +97,7 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
         result, result_model = LoopResult(0, "evaluation only: no unlearning"), evaluated.model
     else:
         result, result_model = _unlearn(ctx, cfg, loaded, windows, forget, reference_windows, retain_windows,
-                                        thresholds, state)  # fmt: skip
+                                        thresholds, on_cpu)  # fmt: skip
     if not state.is_main_process:
         leave_process_group(state)  # leave cleanly (an undestroyed gloo group can abort at exit)
         return {}
@@ -126,9 +126,8 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
 
 
 def _unlearn(ctx: RunContext, cfg: UnlearnConfig, loaded: LoadedModel, windows, forget: SequenceSet,
-             reference_windows, retain_windows, thresholds: Thresholds, state: PartialState):  # fmt: skip
+             reference_windows, retain_windows, thresholds: Thresholds, on_cpu: bool):  # fmt: skip
     """The step-wise unlearning itself, on a copy of an in-memory model: (loop result, unlearned model)."""
-    on_cpu = resolve_device(cfg.model.device).type == "cpu"
     model = copy.deepcopy(loaded.model) if "model" in ctx.inputs else loaded.model  # never train the caller's model
     engine = Engine(model, loaded.tokenizer.pad_token_id, cfg.training, cpu=on_cpu)
     method = build_stepwise(ctx, cfg, thresholds, retain_windows)
