@@ -35,6 +35,19 @@ class ScoringConfig(_Strict):
     el_stride: int = Field(1, ge=1, description="use every k-th prefix for EL_n")
     decode_batch_size: int = Field(256, ge=1, description="rows per batched greedy decode for EL_n")
     min_k: float = Field(0.2, gt=0, le=1, description="fraction of lowest tokens for Min-K% / Min-K%++")
+    minkpp_floor: Literal["openunlearning", "authors"] = Field(
+        "openunlearning",
+        description="Min-K%++ normaliser: openunlearning floors the variance of log p at 1e-6 "
+        "(OpenUnlearning); authors: no floor (Min-K%++'s code: a one-hot prediction divides by 0)",
+    )
+    es_convention: Literal["paper", "openunlearning"] = Field(
+        "paper",
+        description="ES: paper = 1 - k/T, k the shortest prefix whose greedy continuation is the rest of "
+        "the window; openunlearning = 1 - k/n over the n predicted tokens (OpenUnlearning's code, 1/n on a last miss)",
+    )
+    drop_last_token: bool = Field(
+        False, description="OpenUnlearning's convention: MA, ES, Min-K% and Min-K%++ skip the last token's prediction"
+    )
     neighbours: int = Field(5, ge=0, description="perturbations per sequence for the neighbourhood score")
     perturb_fraction: float = Field(0.15, gt=0, le=1, description="share of words changed per perturbation")
     k_sigma: float = Field(2.0, gt=0, description="calibrated outlier band: unseen mean +- k * std")
@@ -210,6 +223,12 @@ class TofuConfig(_Strict):
     method: str = Field("npo", description="a registered method with a question-answer objective")
     tofu: str | None = Field(None, description="TOFU folder of JSON(L) splits (None: the hub, when online)")
     forget_split: Literal["forget01", "forget05", "forget10"] = "forget01"
+    truth_ratio_mean: Literal["geometric", "arithmetic"] = Field(
+        "geometric",
+        description="truth ratio's mean over perturbed answers in the forget score and model utility: "
+        "geometric (TOFU's and OpenUnlearning's code) or arithmetic (the TOFU paper's formula); forget quality "
+        "always uses the geometric one",
+    )
     retain_authors: int = Field(2, ge=1, le=19, description="first N TOFU authors trained besides the forget ones")
     eval_limit: int | None = Field(10, ge=1, description="real-author and world-fact evaluation items")
     retain_eval_limit: int | None = Field(20, ge=1, description="retain evaluation items")

@@ -81,8 +81,9 @@ def score_set(
         progress=progress,
         desc=f"scoring {desc}".strip(),
     )
-    values = scored.memorization()
-    mia = [mia_scores(stats, text, cfg.min_k) for stats, text in zip(scored.stats, texts)]
+    values = scored.memorization(cfg.es_convention, cfg.drop_last_token)
+    mia = [mia_scores(stats, text, cfg.min_k, minkpp_floor=cfg.minkpp_floor, drop_last_token=cfg.drop_last_token)
+           for stats, text in zip(scored.stats, texts)]  # fmt: skip
     for key in MIA_SCORES:
         values[key] = np.array([row[key] for row in mia])
     if cfg.neighbours:

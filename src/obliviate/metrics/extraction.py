@@ -10,13 +10,14 @@ the argmax matches alone."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from obliviate.metrics.kv_cache import PreallocatedCache
-from obliviate.metrics.teacher_forcing import TokenStats
+from obliviate.metrics.teacher_forcing import TokenStats, predicted_tokens
 
 
 @dataclass(frozen=True)
@@ -29,15 +30,29 @@ class DecodeJob:
     total_len: int  # T: decode until the row is T tokens long
 
 
-def extraction_strength(stats: TokenStats) -> float:
-    """ES = 1 - k/T for the smallest prefix length k whose greedy continuation reproduces the whole suffix."""
-    matches = stats.matches  # entry k-1 <=> prefix length k predicts x_{k+1}
-    length = len(stats.tokens)
+EsConvention = Literal["paper", "openunlearning"]
+
+
+def extraction_strength(stats: TokenStats, convention: EsConvention = "paper", drop_last_token: bool = False) -> float:
+    """Extraction strength from the greedy matches of one window (``drop_last_token``: without its last
+    prediction, as OpenUnlearning).
+
+    'paper': ES = 1 - k/T for the smallest prefix length k whose greedy continuation reproduces the rest of the
+    T-token window (0 when the last prediction misses). 'openunlearning': ES = 1 - k/n over the n predicted tokens,
+    k the first of them from which every prediction is right - but its search loop stops at k = n - 1, so a
+    window whose last prediction misses scores 1/n, not 0 (kept, to match its numbers)."""
+    matches = stats.matches[predicted_tokens(drop_last_token)]
+    misses = np.flatnonzero(~matches)
+    if convention == "openunlearning":
+        n = len(matches)
+        if n == 0:
+            return 0.0
+        first_of_correct_suffix = 0 if misses.size == 0 else min(int(misses[-1]) + 1, n - 1)
+        return 1.0 - first_of_correct_suffix / n
     if not matches[-1]:
         return 0.0
-    misses = np.flatnonzero(~matches)
-    smallest_prefix = int(misses[-1]) + 2 if misses.size else 1
-    return 1.0 - smallest_prefix / length
+    smallest_prefix = int(misses[-1]) + 2 if misses.size else 1  # matches[k-1] <=> prefix length k predicts x_{k+1}
+    return 1.0 - smallest_prefix / (len(matches) + 1)
 
 
 def prefixes_for(length: int, n: int, stride: int) -> list[int]:

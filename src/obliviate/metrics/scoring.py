@@ -10,13 +10,14 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from obliviate.metrics.extraction import (
+    EsConvention,
     extraction_likelihood,
     extraction_strength,
     plan_jobs,
     prefixes_for,
     run_jobs,
 )
-from obliviate.metrics.teacher_forcing import TokenStats, forward_token_stats
+from obliviate.metrics.teacher_forcing import TokenStats, forward_token_stats, predicted_tokens
 from obliviate.metrics.tokens import length_sorted_batches, right_pad
 
 
@@ -27,11 +28,15 @@ class WindowScores:
     stats: list[TokenStats]
     extraction: dict[str, np.ndarray] = field(default_factory=dict)  # "el_10" -> values per window
 
-    def memorization(self) -> dict[str, np.ndarray]:
-        """MA, ES and loss per window, plus any EL_n values."""
+    def memorization(
+        self, es_convention: EsConvention = "paper", drop_last_token: bool = False
+    ) -> dict[str, np.ndarray]:
+        """MA, ES and loss per window, plus any EL_n values (``drop_last_token``: MA and ES without each window's
+        last prediction, as OpenUnlearning; ``es_convention``: see :func:`extraction_strength`)."""
+        keep = predicted_tokens(drop_last_token)
         values = {
-            "ma": np.array([s.matches.mean() for s in self.stats]),
-            "es": np.array([extraction_strength(s) for s in self.stats]),
+            "ma": np.array([s.matches[keep].mean() for s in self.stats]),
+            "es": np.array([extraction_strength(s, es_convention, drop_last_token) for s in self.stats]),
         }
         if self.stats and self.stats[0].target_logprob is not None:
             values["loss"] = np.array([-s.target_logprob.mean() for s in self.stats])

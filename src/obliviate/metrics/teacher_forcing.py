@@ -33,6 +33,12 @@ class TokenStats:
         return self.argmax == self.tokens[1:]
 
 
+def predicted_tokens(drop_last_token: bool) -> slice:
+    """Which entries of a :class:`TokenStats` count: every prediction, or all but the last one (OpenUnlearning
+    drops each sample's last labelled token from Min-K%, Min-K%++, exact memorization and ES)."""
+    return slice(None, -1) if drop_last_token else slice(None)
+
+
 def logits_head(model: PreTrainedModel):
     """hidden -> logits for models whose head is one linear map (optionally soft-capped); else None."""
     head = model.get_output_embeddings()
