@@ -56,10 +56,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
 def summarize(m: dict[str, Any]) -> dict[str, Any]:
     full, after = m["models"]["full"], m["models"]["unlearned"]
-    keys = ("forget_quality", "model_utility", "forget_truth_ratio_mean", "forget_probability",
-            "forget_rouge_l_recall", "retain_probability", "retain_rouge_l_recall")  # fmt: skip
-    sets = {"tofu": {"n": m.get("forget_items"), "before": {k: number(full[k]) for k in keys},
-                     "after": {k: number(after[k]) for k in keys}}}  # fmt: skip
+    keys = ("forget_quality", "model_utility", "forget_truth_ratio_mean", "forget_probability", "forget_rouge1_recall",
+            "forget_rouge_l_recall", "retain_probability", "retain_rouge1_recall", "retain_rouge_l_recall")  # fmt: skip
+    sets = {"tofu": {"n": m.get("forget_items"), "before": {k: number(full.get(k)) for k in keys},
+                     "after": {k: number(after.get(k)) for k in keys}}}  # fmt: skip
     evaluation = m["tofu"]["unlearned"]["forget"]
     per_sample = {"forget": {f"forget-{i}": {"answer_nll": {"before": None, "after": number(nll)},
                                              "truth_ratio": {"before": None, "after": number(tr)}}

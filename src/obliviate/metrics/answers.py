@@ -1,5 +1,5 @@
 """Scoring answers: chat-formatted (question, answer) batches whose loss counts the answer tokens only, each
-answer's log-likelihood and per-token NLL, TOFU's answer probability and ROUGE-L recall. Shared by the methods
+answer's log-likelihood and per-token NLL, TOFU's answer probability and ROUGE recall. Shared by the methods
 (their losses), the evaluations and the attacks."""
 
 from __future__ import annotations
@@ -85,10 +85,18 @@ def answer_probability_of(model: torch.nn.Module, tokenizer: PreTrainedTokenizer
     return answer_probability(answer_nlls(model, tokenizer, pairs))
 
 
-def rouge_l_recall(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Mean ROUGE-L recall of generations against the reference answers (rouge-score, stemmed, as TOFU)."""
+def rouge_recalls(
+    predictions: Sequence[str], references: Sequence[str], rouge_types: Sequence[str] = ("rougeL",)
+) -> dict[str, np.ndarray]:
+    """Per generation its ROUGE recall against its reference answer for each of ``rouge_types`` (rouge-score's
+    names: 'rouge1', 'rougeL'), stemmed, as TOFU and OpenUnlearning."""
     from rouge_score import rouge_scorer
 
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    scores = [scorer.score(ref, pred)["rougeL"].recall for pred, ref in zip(predictions, references, strict=True)]
-    return float(np.mean(scores))
+    scorer = rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=True)
+    scores = [scorer.score(ref, pred) for pred, ref in zip(predictions, references, strict=True)]
+    return {kind: np.array([score[kind].recall for score in scores]) for kind in rouge_types}
+
+
+def rouge_l_recall(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L recall of generations against the reference answers (rouge-score, stemmed, as TOFU)."""
+    return float(np.mean(rouge_recalls(predictions, references)["rougeL"]))

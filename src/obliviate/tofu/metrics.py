@@ -8,6 +8,7 @@ exp(-avg_nll) = P(a|q)^(1/|a|), the length-normalised answer probability that TO
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 from scipy.stats import hmean, ks_2samp
@@ -16,6 +17,8 @@ from obliviate.metrics.answers import answer_probability, rouge_l_recall
 
 __all__ = ["answer_probability", "rouge_l_recall"]  # re-exported: TOFU's metric set
 
+TruthRatioMean = Literal["geometric", "arithmetic"]
+
 UTILITY_PARTS = tuple(
     f"{split} {metric}"
     for split in ("retain", "real_authors", "world_facts")
@@ -23,24 +26,32 @@ UTILITY_PARTS = tuple(
 )
 
 
-def truth_ratios(paraphrased_nll: Sequence[float], perturbed_nll: Sequence[Sequence[float]]) -> np.ndarray:
-    """Per question R = GM_k P(a_k perturbed)^(1/|a_k|) / P(a paraphrased)^(1/|a|)
-    = exp(avg_nll(paraphrased) - mean_k avg_nll(perturbed_k)). R > 1: the wrong answers are the likelier."""
+def truth_ratios(
+    paraphrased_nll: Sequence[float], perturbed_nll: Sequence[Sequence[float]], mean: TruthRatioMean = "geometric"
+) -> np.ndarray:
+    """Per question R = M_k P(a_k perturbed)^(1/|a_k|) / P(a paraphrased)^(1/|a|), R > 1: the wrong answers are
+    the likelier. ``mean`` M over the k perturbed answers: 'geometric' = exp(avg_nll(paraphrased) - mean_k
+    avg_nll(perturbed_k)), as TOFU's and OpenUnlearning's code (and forget quality, always); 'arithmetic' = the
+    mean of the length-normalised probabilities, as the TOFU paper writes it."""
     para = np.asarray(paraphrased_nll, dtype=float)
     pert = np.asarray(perturbed_nll, dtype=float)
     if pert.ndim != 2 or pert.shape[0] != para.shape[0]:
         raise ValueError(f"perturbed_nll must be [questions, k]; got {pert.shape} for {para.shape[0]} questions")
+    if mean == "arithmetic":
+        return np.exp(para[:, None] - pert).mean(axis=1)
     return np.exp(para - pert.mean(axis=1))
 
 
 def forget_truth_ratio(ratios: Sequence[float]) -> float:
-    """Forget split: best when true and false answers are equally likely, mean(min(R, 1/R))."""
+    """Forget split: best when true and false answers are equally likely, mean(min(R, 1/R)) (symmetric: TOFU's
+    code takes it of 1/R, OpenUnlearning of R)."""
     r = np.asarray(ratios, dtype=float)
     return float(np.mean(np.minimum(r, 1.0 / r)))
 
 
 def retain_truth_ratio(ratios: Sequence[float]) -> float:
-    """Retain, real authors, world facts: best when the true answer is much likelier, mean(max(0, 1 - R))."""
+    """Retain, real authors, world facts: best when the true answer is much likelier, mean(max(0, 1 - R)) (TOFU's
+    code: max(0, 1 - 1/x) of its x = 1/R; OpenUnlearning: max(0, 1 - R))."""
     return float(np.mean(np.maximum(0.0, 1.0 - np.asarray(ratios, dtype=float))))
 
 

@@ -39,8 +39,10 @@ def write_tofu_plots(run_dir: Path, metrics: dict[str, Any], evaluations: dict[s
 
 def tofu_summary(metrics: dict[str, Any]) -> str:
     rows = [[name, r["forget_quality"], r["model_utility"], r["forget_truth_ratio_mean"],
-             r["forget_truth_ratio_score"], r["forget_probability"], r["forget_rouge_l_recall"],
-             r["retain_probability"], r["retain_rouge_l_recall"]] for name, r in metrics["models"].items()]  # fmt: skip
+             r["forget_truth_ratio_score"], r["forget_probability"], r.get("forget_rouge1_recall"),
+             r["forget_rouge_l_recall"], r["retain_probability"], r.get("retain_rouge1_recall"),
+             r["retain_rouge_l_recall"]] for name, r in metrics["models"].items()]  # fmt: skip
+    mean = metrics.get("truth_ratio_mean", "geometric")
     trace_rows = [
         [r["epoch"] + 1, r["step"], r["forget_probability"], r["retain_probability"]] for r in metrics["trace"]
     ]
@@ -52,10 +54,13 @@ def tofu_summary(metrics: dict[str, Any]) -> str:
         f"whole run {metrics['seconds']:.0f} s. Fine-tuned models: `{metrics['models_dir']}`.", "",
         "## TOFU metrics", "",
         markdown_table(["model", "forget quality (KS p)", "model utility", "forget truth ratio (mean R)",
-                        "forget TR score", "forget prob.", "forget ROUGE-L", "retain prob.", "retain ROUGE-L"], rows),
-        "", "Forget quality: KS-test p-value of the forget truth ratios against the retain-only model's (higher is "
-        "better; the retain-only model scores 1). Model utility: harmonic mean of probability, ROUGE-L and truth "
-        "ratio on retain authors, real authors and world facts.", "",
+                        "forget TR score", "forget prob.", "forget ROUGE-1", "forget ROUGE-L", "retain prob.",
+                        "retain ROUGE-1", "retain ROUGE-L"], rows),
+        "", "Forget quality: KS-test p-value of the forget truth ratios (perturbed answers averaged geometrically, "
+        "as TOFU's code) against the retain-only model's (higher is better; the retain-only model scores 1). Model "
+        "utility: harmonic mean of probability, ROUGE-L recall and truth ratio on retain authors, real authors and "
+        f"world facts. The forget TR columns and model utility average the perturbed answers {mean}ally "
+        "(`truth_ratio_mean`). ROUGE: recall of greedy replies (rouge-score, stemmed).", "",
         "## Forget / retain trade-off per epoch", "",
         markdown_table(["epoch", "step", "forget prob.", "retain prob."], trace_rows) if trace_rows else
         "(not traced: `trace: false`)", "",

@@ -38,7 +38,7 @@ from obliviate.metrics.answers import answer_probability_of
 from obliviate.models import load_model
 from obliviate.models.loading import LoadedModel, save_model, save_trained
 from obliviate.tofu.data import TofuItem, load_split
-from obliviate.tofu.evaluate import evaluate_tofu, forget_quality_against
+from obliviate.tofu.evaluate import evaluate_tofu, forget_quality_against, scored_truth_ratios
 from obliviate.tofu.report import tofu_summary, write_tofu_plots
 from obliviate.tofu.testbed import TofuMini, tofu_mini
 from obliviate.tofu.unlearn import unlearn_qa
@@ -139,9 +139,10 @@ def testbed_models(cfg: TofuConfig, data: TofuMini, given: dict[str, LoadedModel
     full = given.get("full") or finetune_cached(cfg, folder, data.full_pairs, "full")
     retain = given.get("retain") or finetune_cached(cfg, folder, data.retain_pairs, "retain")
     models = TofuModels(full, retain, {}, {}, folder, frozenset(given))
-    limits = f"eval-{cfg.eval_limit}-{cfg.retain_eval_limit}.json"
+    limits = f"eval-v2-{cfg.eval_limit}-{cfg.retain_eval_limit}-{cfg.truth_ratio_mean}.json"
     models.full_eval, models.retain_eval = (
-        models.cached(name, limits, lambda m=m: evaluate_tofu(m.model, m.tokenizer, data.eval_sets))
+        models.cached(name, limits, lambda m=m: evaluate_tofu(m.model, m.tokenizer, data.eval_sets,
+                                                              truth_ratio_mean=cfg.truth_ratio_mean))
         for name, m in (("full", full), ("retain", retain)))  # fmt: skip
     return models
 
@@ -163,10 +164,14 @@ def _model_row(evaluation: dict[str, Any], retain_eval: dict[str, Any]) -> dict[
         "forget_quality": forget_quality_against(evaluation, retain_eval),
         "model_utility": evaluation["model_utility"],
         "forget_truth_ratio_score": evaluation["forget_truth_ratio"],
-        "forget_truth_ratio_mean": float(np.mean(evaluation["forget"]["truth_ratios"])),
+        "forget_truth_ratio_mean": float(
+            np.mean(scored_truth_ratios(evaluation["forget"], evaluation["truth_ratio_mean"]))
+        ),
         "forget_probability": evaluation["forget"]["probability"],
+        "forget_rouge1_recall": evaluation["forget"]["rouge1_recall"],
         "forget_rouge_l_recall": evaluation["forget"]["rouge_l_recall"],
         "retain_probability": evaluation["retain"]["probability"],
+        "retain_rouge1_recall": evaluation["retain"]["rouge1_recall"],
         "retain_rouge_l_recall": evaluation["retain"]["rouge_l_recall"],
     }
 
@@ -207,7 +212,7 @@ def tofu_in(run_dir: Path, cfg: TofuConfig, data: TofuMini | None = None, evalua
     else:
         unlearned, trace, probing = LoadedModel(evaluated.model.eval(), evaluated.tokenizer, evaluated.spec), [], 0.0
     unlearning_seconds = time.perf_counter() - unlearning_started - probing
-    evaluation = _jsonable(evaluate_tofu(unlearned.model, tok, data.eval_sets))
+    evaluation = _jsonable(evaluate_tofu(unlearned.model, tok, data.eval_sets, truth_ratio_mean=cfg.truth_ratio_mean))
     log.info("evaluated the unlearned model; running the attacks")
     attacks = _attacks(cfg, models, unlearned, data, holdout, evaluation["forget"]["answer_nlls"])
     model_path = save_trained(unlearned, run_dir) if cfg.save_model else None
@@ -306,6 +311,7 @@ def _metrics(cfg, data, models, evaluation, trace, attacks, unlearning_seconds, 
     return _jsonable({
         "method": cfg.method, "model": cfg.model.model, "forget_split": cfg.forget_split,
         "retain_authors": cfg.retain_authors, "forget_items": len(data.forget),
+        "truth_ratio_mean": cfg.truth_ratio_mean,
         "models_dir": str(models.folder), "models": rows, "tofu": {"unlearned": evaluation},
         "trace": [r for r in trace if "forget_probability" in r],
         "steps": sum("loss" in r for r in trace), "losses": [r["loss"] for r in trace if "loss" in r],
