@@ -42,9 +42,12 @@ def test_npo_tends_to_gradient_ascent_as_beta_goes_to_zero():
 
 def test_simnpo_value_and_direction():
     nll = torch.tensor([1.0, 3.0], requires_grad=True)
+    # the paper's writing: -(2 / 2) * mean(log sigmoid(2 * [1, 3] - 1)) = -(log sigmoid(1) + log sigmoid(5)) / 2
+    paper = simnpo_loss(nll, beta=2.0, gamma=1.0, margin_convention="paper")
+    assert paper.item() == pytest.approx(0.15998851800367048, abs=1e-6)
+    # the reference code's: -(2 / 2) * mean(log sigmoid(2 * ([1, 3] - 1))) = -(log sigmoid(0) + log sigmoid(4)) / 2
     loss = simnpo_loss(nll, beta=2.0, gamma=1.0)
-    # -(2 / 2) * mean(log sigmoid(2 * [1, 3] - 1)) = -(log sigmoid(1) + log sigmoid(5)) / 2
-    assert loss.item() == pytest.approx(0.15998851800367048, abs=1e-6)
+    assert loss.item() == pytest.approx((math.log(2) + math.log1p(math.exp(-4))) / 2, abs=1e-6)
     loss.backward()
     assert all(g < 0 for g in nll.grad)  # descent raises the forget NLL
 

@@ -10,6 +10,7 @@ import torch
 
 from conftest import UNRELATED, ZORBIA
 from obliviate.config import AntiSampleTrainingConfig
+from obliviate.errors import ConfigError
 from obliviate.methods import METHODS
 from obliviate.methods.graddiff import GradDiff
 from obliviate.methods.objective import idk_pairs
@@ -43,7 +44,9 @@ def _run(knowing_model, method, steps=10, lr=1e-3):
 @pytest.mark.parametrize("name", sorted(set(OBJECTIVE) - {"rmu"}))
 def test_every_output_level_method_makes_the_forget_answer_less_likely(knowing_model, name):
     spec = OBJECTIVE[name]
-    (forget_before, _), (forget_after, _), losses = _run(knowing_model, spec.objective(spec.make_config()))
+    # SimNPO's default forget weight (OpenUnlearning's 0.125) is too gentle for 10 steps: the direction is checked
+    settings = {"forget_weight": 1.0} if name == "simnpo" else {}
+    (forget_before, _), (forget_after, _), losses = _run(knowing_model, spec.objective(spec.make_config(**settings)))
     assert all(torch.isfinite(torch.tensor(losses)))
     # the fact was learned to NLL ~0.01 per token; each method must at least multiply it by 10
     assert forget_after > 10 * forget_before and forget_after > forget_before + 0.1, (name, forget_after)
@@ -74,11 +77,12 @@ def test_rmu_pushes_forget_activations_to_the_control_vector_and_keeps_retain_on
 
     def distances():
         with torch.no_grad():
-            h_forget, h_retain = method._hidden(engine.unwrapped, forget), method._hidden(engine.unwrapped, retain)
+            h_forget = method.activations(engine.unwrapped, forget)
+            h_retain = method.activations(engine.unwrapped, retain)
             control = method._control.expand_as(h_forget)
             return (
-                activation_mse(h_forget, control, forget.attention_mask).item(),
-                activation_mse(h_retain, method._hidden(reference, retain), retain.attention_mask).item(),
+                activation_mse(h_forget, control, forget.target_mask).item(),
+                activation_mse(h_retain, method.activations(reference, retain), retain.target_mask).item(),
             )
 
     engine.objective_step(lambda m: method.loss(m, reference, forget, retain))
@@ -88,7 +92,7 @@ def test_rmu_pushes_forget_activations_to_the_control_vector_and_keeps_retain_on
     to_control, retain_drift = distances()
     assert to_control < 0.5 * to_control_before
     assert retain_drift < 0.1 * to_control
-    with pytest.raises(ValueError, match="RMU layer"):
+    with pytest.raises(ConfigError, match="RMU layer"):
         RMU(layer=7).loss(engine.unwrapped, reference, forget, retain)
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Literal
 
 from obliviate.methods.base import MemorizationMethod
-from obliviate.methods.objective import ObjectiveMethod, answer_nll
-from obliviate.methods.spec import MethodConfig, MethodSpec, register
+from obliviate.methods.objective import ObjectiveMethod
+from obliviate.methods.reductions import NLLReductionConfig
+from obliviate.methods.spec import MethodSpec, register
 
 
-class GAConfig(MethodConfig):
+class GAConfig(NLLReductionConfig):
     name: Literal["ga"] = "ga"
 
 
@@ -26,11 +27,11 @@ class GradientAscentQA(ObjectiveMethod):
     name = "ga"
 
     def loss(self, model, reference, forget, retain=None, idk=None):
-        return -answer_nll(model, forget).mean()
+        return -self.nll(model, forget)
 
 
 register(MethodSpec(
     "ga", "gradient ascent on the forget set", GAConfig,
-    objective=lambda cfg: GradientAscentQA(),
+    objective=lambda cfg: GradientAscentQA(nll_reduction=cfg.nll_reduction),
     stepwise=lambda cfg, rule, thresholds: GradientAscent(rule, thresholds),
 ))  # fmt: skip

@@ -8,10 +8,11 @@ from pydantic import Field
 
 from obliviate.methods.objective import ObjectiveMethod, answer_logprob, reference_logprob
 from obliviate.methods.preference_losses import dpo_loss
-from obliviate.methods.spec import MethodConfig, MethodSpec, register
+from obliviate.methods.reductions import NLLReduction, NLLReductionConfig
+from obliviate.methods.spec import MethodSpec, register
 
 
-class IdkDPOConfig(MethodConfig):
+class IdkDPOConfig(NLLReductionConfig):
     name: Literal["idkdpo"] = "idkdpo"
     beta: float = Field(0.1, gt=0, description="inverse temperature beta")
     retain_weight: float = Field(1.0, ge=0, description="weight of the retain term")
@@ -24,8 +25,8 @@ class IdkDPO(ObjectiveMethod):
     needs_reference = True
     needs_idk = True
 
-    def __init__(self, beta: float = 0.1, retain_weight: float = 1.0) -> None:
-        super().__init__(retain_weight)
+    def __init__(self, beta: float = 0.1, retain_weight: float = 1.0, nll_reduction: NLLReduction = "tokens") -> None:
+        super().__init__(retain_weight, nll_reduction)
         self.beta = beta
 
     def loss(self, model, reference, forget, retain=None, idk=None):

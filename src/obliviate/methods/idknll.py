@@ -6,11 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from obliviate.methods.objective import ObjectiveMethod, answer_nll
-from obliviate.methods.spec import MethodConfig, MethodSpec, register
+from obliviate.methods.objective import ObjectiveMethod
+from obliviate.methods.reductions import NLLReductionConfig
+from obliviate.methods.spec import MethodSpec, register
 
 
-class IdkNLLConfig(MethodConfig):
+class IdkNLLConfig(NLLReductionConfig):
     name: Literal["idknll"] = "idknll"
     retain_weight: float = Field(1.0, ge=0, description="weight of the retain term")
 
@@ -24,8 +25,8 @@ class IdkNLL(ObjectiveMethod):
     def loss(self, model, reference, forget, retain=None, idk=None):
         if idk is None:
             raise ValueError("IdkNLL needs the 'I don't know' batch")
-        return answer_nll(model, idk).mean() + self.retain_nll(model, retain)
+        return self.nll(model, idk) + self.retain_nll(model, retain)
 
 
 register(MethodSpec("idknll", "fine-tune towards 'I don't know'", IdkNLLConfig,
-                    objective=lambda cfg: IdkNLL(cfg.retain_weight), needs=frozenset({"questions"})))
+                    objective=lambda cfg: IdkNLL(**cfg.params()), needs=frozenset({"questions"})))

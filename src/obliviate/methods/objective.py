@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import torch
 
+from obliviate.methods.reductions import NLLReduction, batch_nll
 from obliviate.metrics.answers import (  # noqa: F401  (the batch types every objective method takes)
     QABatch,
     answer_logprob,
@@ -39,14 +40,18 @@ class ObjectiveMethod:
     needs_reference: ClassVar[bool] = False
     needs_idk: ClassVar[bool] = False
 
-    def __init__(self, retain_weight: float = 1.0) -> None:
-        self.retain_weight = retain_weight
+    def __init__(self, retain_weight: float = 1.0, nll_reduction: NLLReduction = "tokens") -> None:
+        self.retain_weight, self.nll_reduction = retain_weight, nll_reduction
 
     def loss(self, model: torch.nn.Module, reference: torch.nn.Module | None, forget: QABatch,
              retain: QABatch | None = None, idk: QABatch | None = None) -> torch.Tensor:  # fmt: skip
         raise NotImplementedError
 
+    def nll(self, model: torch.nn.Module, batch: QABatch) -> torch.Tensor:
+        """``model``'s NLL on the batch's answers (every token of a plain sequence), reduced as configured."""
+        return batch_nll(model, batch, self.nll_reduction)
+
     def retain_nll(self, model: torch.nn.Module, retain: QABatch | None) -> torch.Tensor:
         if retain is None or self.retain_weight == 0:
             return torch.zeros((), device=next(model.parameters()).device)
-        return self.retain_weight * answer_nll(model, retain).mean()
+        return self.retain_weight * self.nll(model, retain)

@@ -13,8 +13,12 @@ Conventions (the ones the field's reference implementations use, and the ones mo
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+
+MarginConvention = Literal["reference", "paper"]
 
 
 def npo_loss(logp_theta: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> torch.Tensor:
@@ -24,12 +28,20 @@ def npo_loss(logp_theta: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> t
     return -(2.0 / beta) * F.logsigmoid(-beta * (logp_theta - logp_ref)).mean()
 
 
-def simnpo_loss(avg_nll: torch.Tensor, beta: float, gamma: float = 0.0) -> torch.Tensor:
-    """SimNPO (Fan et al. 2024): reference-free, length-normalised NPO,
-    -(2 / beta) * mean log sigmoid(-(beta / |y|) log pi_theta(y|x) - gamma) = -(2 / beta) * mean log sigmoid(
-    beta * avg_nll - gamma)."""
+def simnpo_loss(avg_nll: torch.Tensor, beta: float, gamma: float = 0.0,
+                margin_convention: MarginConvention = "reference") -> torch.Tensor:  # fmt: skip
+    """SimNPO (Fan et al. 2024): reference-free, length-normalised NPO with reward margin ``gamma``.
+    ``"reference"`` (OpenUnlearning's simnpo.py, the authors' code): -(2 / beta) * mean log sigmoid(beta * (avg_nll
+    - gamma)); ``"paper"`` (as the paper writes it): -(2 / beta) * mean log sigmoid(-(beta / |y|) log pi_theta(y|x)
+    - gamma) = -(2 / beta) * mean log sigmoid(beta * avg_nll - gamma). Equal when gamma = 0."""
     _check_beta(beta)
-    return -(2.0 / beta) * F.logsigmoid(beta * avg_nll - gamma).mean()
+    if margin_convention == "reference":
+        reward = beta * (avg_nll - gamma)
+    elif margin_convention == "paper":
+        reward = beta * avg_nll - gamma
+    else:
+        raise ValueError(f"margin_convention must be 'reference' or 'paper', not {margin_convention!r}")
+    return -(2.0 / beta) * F.logsigmoid(reward).mean()
 
 
 def dpo_loss(
@@ -74,7 +86,7 @@ def rmu_loss(
 ) -> torch.Tensor:
     """Representation Misdirection for Unlearning (Li et al. 2024), at one layer: push forget activations
     towards the scaled random control vector c * u, keep retain activations where the frozen model has them:
-    mean_tokens ||h_f - c u||^2 / d + retain_weight * mean_tokens ||h_r - h_r_ref||^2 / d."""
+    mean_rows mean_tokens ||h_f - c u||^2 / d + retain_weight * mean_rows mean_tokens ||h_r - h_r_ref||^2 / d."""
     forget = activation_mse(forget_hidden, control.expand_as(forget_hidden), forget_mask)
     retain = activation_mse(retain_hidden, retain_hidden_ref, retain_mask)
     return forget + retain_weight * retain
@@ -88,12 +100,13 @@ def rmu_control_vector(hidden_size: int, coefficient: float, seed: int) -> torch
 
 
 def activation_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Squared distance per token averaged over the hidden size, then over the tokens where ``mask`` is 1."""
+    """Squared distance per token averaged over the hidden size, then per row over the tokens where ``mask`` is 1,
+    then over the rows (OpenUnlearning's RMU compute_activation_loss; a row without such tokens adds 0)."""
     per_token = (a.float() - b.float()).pow(2).mean(dim=-1)
     if mask is None:
         return per_token.mean()
     weights = mask.to(per_token.dtype)
-    return (per_token * weights).sum() / weights.sum().clamp_min(1)
+    return ((per_token * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)).mean()
 
 
 def _check_beta(beta: float) -> None:
