@@ -23,7 +23,7 @@ def support(method: MethodSpec) -> str | None:
 
 def tofu_config(ctx: RunContext) -> TofuConfig:
     extra: dict[str, Any] = {"method": ctx.method.name}
-    if ctx.method.name == "rmu":
+    if ctx.method.name == "rmu" and ctx.method.layer is not None:  # None: TofuConfig.rmu_layer decides
         extra["rmu_layer"] = ctx.method.layer
     return flat_config(TofuConfig, ctx, **extra)
 
