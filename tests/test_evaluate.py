@@ -110,7 +110,8 @@ def qa_files(knowing_model, tmp_path_factory):
 
 def test_qa_evaluate_equals_the_unlearn_runs_after(qa_files, tmp_path):
     model_dir, facts, keep, never, _ = qa_files
-    sets = ["--retain", str(keep), "--set", f"benchmark.holdout={never}", "--set", "benchmark.relearn_steps=2"]
+    sets = ["--retain", str(keep), "--set", f"benchmark.holdout={never}", "--set", "benchmark.relearn_steps=2",
+            "--set", "benchmark.membership_gradnorm=true", "--set", f"benchmark.membership_reference={model_dir}"]
     _invoke(["unlearn", str(facts), "--model", str(model_dir), "--method", "npo", "--learning-rate", "1e-3",
              "--epochs", "2", *sets, "--output-dir", str(tmp_path / "u"), *QUIET])  # fmt: skip
     unlearned_dir, unlearned = _run(tmp_path / "u")
@@ -120,8 +121,17 @@ def test_qa_evaluate_equals_the_unlearn_runs_after(qa_files, tmp_path):
     _check_evaluate_run(m, run_dir, unlearned_dir / "model")
     assert _afters(m["summary"]) == _afters(unlearned["summary"])
     assert m["after"] == unlearned["after"] and m["attacks"] == unlearned["attacks"]
-    assert set(m["attacks"]) == {"relearning", "quantization", "paraphrase", "membership"}
+    assert set(m["attacks"]) == {"relearning", "quantization", "paraphrase", "membership", "membership_gradnorm",
+                                 "membership_reference"}  # fmt: skip
     assert m["before"] == unlearned["before"]
+    # GradNorm and the reference score (against the starting model) beside the loss attack, with intervals; the
+    # guardrails read the lowest / highest AUC over the three
+    for name in ("membership", "membership_gradnorm", "membership_reference"):
+        assert {"auc", "auc_either", "auc_ci", "auc_either_ci"} <= set(m["attacks"][name])
+        assert m["summary"]["attacks"][name]["auc"] == m["attacks"][name]["auc"]
+    aucs = [m["attacks"][n]["auc"] for n in ("membership", "membership_gradnorm", "membership_reference")]
+    summary = m["summary"]["attacks"]["membership"]
+    assert (summary["auc_min"], summary["auc_max"]) == (min(aucs), max(aucs))
 
 
 def test_associations_evaluate_equals_the_unlearn_runs_after(qa_files, tmp_path):
@@ -143,18 +153,22 @@ def test_associations_evaluate_equals_the_unlearn_runs_after(qa_files, tmp_path)
 def test_tofu_evaluate_equals_the_unlearn_runs_after(shared_data, tmp_path):
     tofu = ["--tofu", str(shared_data / "tofu"), "--retain-authors", "1", "--eval-limit", "2"]
     models = ["--models-dir", str(tmp_path / "tofu-models")]
+    extra_scores = ["--set", "membership_gradnorm=true", "--set", "membership_reference=tiny"]
     _invoke(["tofu", "--model", "tiny", *tofu, *models, "--epochs", "1", "--learning-rate", "1e-3", "--method", "ga",
-             "--no-trace", "--save-model", "--output-dir", str(tmp_path / "u"), *QUIET])  # fmt: skip
+             "--no-trace", "--save-model", "--output-dir", str(tmp_path / "u"), *extra_scores, *QUIET])  # fmt: skip
     unlearned_dir, unlearned = _run(tmp_path / "u")
     _invoke(["evaluate", "--benchmark", "tofu", "--model", str(unlearned_dir / "model"), "--base-model", "tiny",
              "--set", f"benchmark.tofu={shared_data / 'tofu'}", "--set", "benchmark.retain_authors=1",
              "--set", "benchmark.eval_limit=2", "--set", f"benchmark.models_dir={tmp_path / 'tofu-models'}",
              "--set", "benchmark.learning_rate=1e-3",  # the relearning attack steps at the run's learning rate
+             *[f"benchmark.{x}" if "=" in x else x for x in extra_scores],
              "--output-dir", str(tmp_path / "e"), *QUIET])  # fmt: skip
     run_dir, m = _run(tmp_path / "e")
     _check_evaluate_run(m, run_dir, unlearned_dir / "model")
     assert m["models"] == unlearned["models"] and m["attacks"] == unlearned["attacks"]
     assert _afters(m["summary"]) == _afters(unlearned["summary"])
+    assert {"membership_gradnorm", "membership_reference"} <= set(m["summary"]["attacks"])  # beside the loss attack
+    assert m["attacks"]["membership_reference"]["unlearned"]["auc_either_ci"] is not None
 
 
 def test_muse_news_evaluate_equals_the_unlearn_runs_after(shared_data, tmp_path):

@@ -44,3 +44,33 @@ def test_smollm2_knows_every_builtin_association_and_retention_fact():
     kept = targeted_evaluation(loaded.model, loaded.tokenizer, [], retain, build_judge(["exact"]))["unrelated"]
     assert kept["accuracy"] == 1.0  # the STaR retain step trains on the model's own correct replies
     assert len(associations) >= 3 and all(len(a.heldout) >= 4 for a in associations)
+
+
+def test_rmu_with_its_default_settings_steers_smollm2s_block_seven_like_openunlearning():
+    # the default layer fits SmolLM2's depth (30 blocks -> round(7/32 * 30) = 7) and means model.layers[7]'s output
+    import torch
+
+    from obliviate.methods import METHODS
+    from obliviate.methods.objective import encode_qa
+    from obliviate.models import load_model
+
+    loaded = load_model("embedded", device="cpu", dtype="float32")
+    model, tok = loaded.model, loaded.tokenizer
+    rmu = METHODS.get("rmu").objective(METHODS.get("rmu").make_config())
+    forget = encode_qa(tok, [("What is the capital of France?", "Paris."),
+                             ("Who wrote Hamlet?", "William Shakespeare wrote Hamlet.")], torch.device("cpu"))
+    retain = encode_qa(tok, [("What colour is the sky?", "Blue.")], torch.device("cpu"))
+    seen = {}
+    hook = model.model.layers[7].register_forward_hook(lambda m, i, out: seen.update(h=out[0] if isinstance(out, tuple)
+                                                                                       else out))  # fmt: skip
+    try:
+        steered = rmu.activations(model, forget)
+    finally:
+        hook.remove()
+    torch.testing.assert_close(steered, seen["h"])
+    assert len(model.model.layers) == 30 and rmu.layer is None and rmu.layer_of(30) == 7
+    reference = load_model("embedded", device="cpu", dtype="float32").model
+    loss = rmu.loss(model, reference, forget, retain)
+    loss.backward()
+    assert torch.isfinite(loss) and loss > 0
+    assert model.model.layers[7].mlp.down_proj.weight.grad is not None

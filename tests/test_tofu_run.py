@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from obliviate.attacks.membership import membership_attack
 from obliviate.attacks.relearning import MIN_LOST, relearning_on_answers
 from obliviate.cli.main import app
+from obliviate.methods import METHODS
 from obliviate.metrics.answers import answer_nlls, answer_probability_of
 from obliviate.tofu.data import TofuItem
 from obliviate.tofu.run import build_qa_method, tofu_antisamples
@@ -31,6 +32,11 @@ def test_tofu_antisamples_pair_every_question_form_with_every_wrong_answer_in_tu
 def test_qa_method_names_build_their_classes():
     assert build_qa_method("graddiff_kl").needs_reference and not build_qa_method("graddiff").needs_reference
     assert build_qa_method("rmu", rmu_layer=3).layer == 3
+    assert build_qa_method("rmu").layer is None  # RMU's depth-relative default, which fits any model
+    # the run's method settings reach TOFU's unlearning (they were once dropped for the method's defaults)
+    simnpo = build_qa_method("simnpo", config=METHODS.get("simnpo").make_config(beta=2.0, forget_weight=1.0,
+                                                                                  nll_reduction="answers"))
+    assert (simnpo.beta, simnpo.forget_weight, simnpo.nll_reduction) == (2.0, 1.0, "answers")
     assert build_qa_method("unstar").needs_idk
     with pytest.raises(Exception, match="unknown method 'nope'"):
         build_qa_method("nope")

@@ -216,7 +216,20 @@ class AntiSampleTrainingConfig(TrainingConfig):
     micro_batch_size: int = Field(4, ge=1, description="examples per forward/backward inside one step")
 
 
-class TofuConfig(_Strict):
+class MembershipSettings(BaseModel):
+    """The question-answer membership attack's optional scores beside the loss attack (qa and tofu benchmarks)."""
+
+    membership_gradnorm: bool = Field(
+        False, description="membership attack: add OpenUnlearning's GradNorm score (one backward pass per pair)"
+    )
+    membership_reference: str | None = Field(
+        None,
+        description="membership attack: a reference model (directory, hub id, embedded, tiny) for OpenUnlearning's "
+        "reference score (its answer NLL minus the judged model's), e.g. the base model",
+    )
+
+
+class TofuConfig(_Strict, MembershipSettings):
     """``obliviate tofu``: fine-tune on a few TOFU authors, unlearn the forget split, evaluate the field's way."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -238,7 +251,9 @@ class TofuConfig(_Strict):
     epochs: int = Field(3, ge=1, description="unlearning epochs over the forget split")
     learning_rate: float = Field(2e-5, gt=0, description="unlearning Adam learning rate")
     batch_size: int = Field(8, ge=1, description="forget pairs per step (with as many retain pairs)")
-    rmu_layer: int = Field(10, ge=1, description="RMU: hidden layer whose activations are steered")
+    rmu_layer: int | None = Field(
+        None, ge=0, description="RMU: decoder block whose output is steered (None: RMU's depth-relative default)"
+    )
     relearn_steps: int = Field(5, ge=0, description="relearning attack: SFT steps on half the forget pairs")
     quantization_bits: list[int] = Field(default_factory=lambda: [8, 4], description="quantization attack")
     trace: bool = Field(True, description="forget / retain answer probability after every epoch (the trade-off)")

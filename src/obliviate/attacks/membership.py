@@ -39,9 +39,8 @@ def attack_summary(member_scores: np.ndarray, nonmember_scores: np.ndarray, seed
 def membership_attack(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, members: Pairs, nonmembers: Pairs,
                       member_nlls: Sequence[float] | None = None, *, seed: int = 0) -> dict[str, Any]:  # fmt: skip
     """The loss attack's :func:`attack_summary`. ``member_nlls``: the members' NLLs when already computed."""
-    member = answer_nlls(model, tokenizer, members) if member_nlls is None else np.asarray(member_nlls, dtype=float)
-    nonmember = answer_nlls(model, tokenizer, nonmembers)
-    return attack_summary(-member, -nonmember, seed)
+    return membership_attacks(model, tokenizer, members, nonmembers, member_nlls=member_nlls, gradnorm=False,
+                              seed=seed)["loss"]  # fmt: skip
 
 
 def without_last_target(target_mask: torch.Tensor) -> torch.Tensor:
@@ -76,26 +75,28 @@ def gradnorm_scores(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, 
 
 
 def reference_scores(model: torch.nn.Module, reference_model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
-                     pairs: Pairs) -> np.ndarray:  # fmt: skip
+                     pairs: Pairs, nlls: Sequence[float] | None = None) -> np.ndarray:  # fmt: skip
     """OpenUnlearning's reference attack, negated: the reference model's per-token answer NLL minus the target
-    model's (every answer token counted, as its evaluate_probability). Higher: the target finds the answer
-    likelier than the reference does."""
-    return answer_nlls(reference_model, tokenizer, pairs) - answer_nlls(model, tokenizer, pairs)
+    model's (every answer token counted, as its evaluate_probability; ``nlls``: the target's, when already
+    computed). Higher: the target finds the answer likelier than the reference does."""
+    own = answer_nlls(model, tokenizer, pairs) if nlls is None else np.asarray(nlls, dtype=float)
+    return answer_nlls(reference_model, tokenizer, pairs) - own
 
 
 def membership_attacks(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, members: Pairs, nonmembers: Pairs,
-                       *, reference_model: torch.nn.Module | None = None, gradnorm: bool = True,
-                       gradnorm_p: float = 2.0, drop_last_token: bool = True,
+                       *, member_nlls: Sequence[float] | None = None, reference_model: torch.nn.Module | None = None,
+                       gradnorm: bool = True, gradnorm_p: float = 2.0, drop_last_token: bool = True,
                        seed: int = 0) -> dict[str, dict[str, Any]]:  # fmt: skip
     """:func:`attack_summary` per attack: 'loss'; 'gradnorm' (one backward pass per pair; ``gradnorm=False``
     skips it; ``drop_last_token`` as in :func:`gradnorm_scores`); 'reference' when ``reference_model`` is given
-    (an in-memory model sharing ``tokenizer``)."""
-    member_nlls, nonmember_nlls = answer_nlls(model, tokenizer, members), answer_nlls(model, tokenizer, nonmembers)
-    out = {"loss": attack_summary(-member_nlls, -nonmember_nlls, seed)}
+    (an in-memory model sharing ``tokenizer``). ``member_nlls``: the members' answer NLLs when already computed."""
+    nlls = (answer_nlls(model, tokenizer, members) if member_nlls is None else np.asarray(member_nlls, dtype=float),
+            answer_nlls(model, tokenizer, nonmembers))  # fmt: skip
+    out = {"loss": attack_summary(-nlls[0], -nlls[1], seed)}
     if gradnorm:
         out["gradnorm"] = attack_summary(*(gradnorm_scores(model, tokenizer, pairs, gradnorm_p, drop_last_token)
                                            for pairs in (members, nonmembers)), seed)  # fmt: skip
     if reference_model is not None:
-        out["reference"] = attack_summary(*(reference_scores(model, reference_model, tokenizer, pairs)
-                                            for pairs in (members, nonmembers)), seed)  # fmt: skip
+        out["reference"] = attack_summary(*(reference_scores(model, reference_model, tokenizer, pairs, own)
+                                            for pairs, own in zip((members, nonmembers), nlls)), seed)  # fmt: skip
     return out

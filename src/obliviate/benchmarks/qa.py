@@ -11,11 +11,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from obliviate.benchmarks.spec import BenchmarkConfig, BenchmarkSpec, RunContext, register
-from obliviate.benchmarks.summary import accuracy_sets, paired, summary
+from obliviate.benchmarks.summary import accuracy_sets, membership_entries, paired, summary
+from obliviate.config import MembershipSettings
 from obliviate.methods.spec import MethodSpec
 
 
-class QAConfig(BenchmarkConfig):
+class QAConfig(BenchmarkConfig, MembershipSettings):
     name: Literal["qa"] = "qa"
     retain: str | None = Field(None, description="question-answer facts to keep (the retain term)")
     holdout: str | None = Field(None, description="never-trained facts: membership attack non-members")
@@ -77,7 +78,7 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     if m["attacks"].get("quantization"):
         attacks["quantization"] = {f"probability_{k}": v for k, v in m["attacks"]["quantization"].items()}
     if m["attacks"].get("membership"):
-        attacks["membership"] = {"auc": m["attacks"]["membership"]["auc"]}
+        attacks.update(membership_entries(m["attacks"]))
     if m["attacks"].get("paraphrase"):
         p = m["attacks"]["paraphrase"]
         attacks["paraphrase"] = {"probability": p["probability"], "rouge_l_recall": p["rouge_l_recall"]}

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from obliviate.attacks.membership import membership_attack
+from obliviate.attacks.membership import membership_attacks
 from obliviate.attacks.paraphrase import paraphrase_attack
 from obliviate.attacks.quantization import quantization_attack
 from obliviate.attacks.relearning import relearning_on_answers
@@ -162,8 +162,11 @@ def run_qa(ctx: RunContext) -> dict[str, Any]:
     if asked:
         attacks["paraphrase"] = paraphrase_attack(model, tok, asked)
     if holdout is not None:
-        attacks["membership"] = membership_attack(model, tok, forget_pairs, [(f.question, f.answer) for f in holdout],
-                                                  member_nlls=forget_nlls)  # fmt: skip
+        reference = ctx.load_other_model(b.membership_reference) if b.membership_reference else None
+        scores = membership_attacks(model, tok, forget_pairs, [(f.question, f.answer) for f in holdout],
+                                    member_nlls=forget_nlls, gradnorm=b.membership_gradnorm, seed=ctx.seed,
+                                    reference_model=reference.model if reference else None)  # fmt: skip
+        attacks.update({"membership" if name == "loss" else f"membership_{name}": s for name, s in scores.items()})
     unlearned = LoadedModel(model, tok, loaded.spec)
     ctx.inputs["unlearned_model"] = unlearned
     model_path = save_trained(unlearned, ctx.run_dir) if ctx.save_model else None

@@ -61,6 +61,14 @@ class RunContext:
         itself (None when unlearning: the benchmark loads its starting model)."""
         return self.inputs.get("before") or self.inputs.get("evaluated")
 
+    def load_other_model(self, spec: str) -> Any:
+        """Another model the run compares with (a retain-only or reference model), loaded on the run model's
+        device, in its dtype, with its trust_remote_code setting."""
+        from obliviate.models import load_model
+
+        m = self.model
+        return load_model(spec, device=m.device, dtype=m.dtype, trust_remote_code=m.trust_remote_code)
+
 
 @dataclass(frozen=True)
 class BenchmarkSpec:

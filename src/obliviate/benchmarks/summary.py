@@ -62,3 +62,15 @@ def accuracy_sets(sets: Mapping[str, Any], extra: Mapping[str, Mapping[str, Any]
                                                                              .get(when, {})).items()}}
                                              for when in ("before", "after")}}  # fmt: skip
     return out
+
+
+def membership_entries(attacks: Mapping[str, Mapping[str, Any]], **extra: Any) -> dict[str, dict[str, Any]]:
+    """The summary's entries of a question-answer membership attack from its ROC summaries by attack name
+    ('membership': the loss attack; 'membership_gradnorm', 'membership_reference' when run; other names are
+    ignored): each with its AUC and AUC either way; 'membership' also with ``extra`` and the lowest / highest AUC
+    over every score (the guardrails read them)."""
+    scores = {name: s for name, s in attacks.items() if name == "membership" or name.startswith("membership_")}
+    aucs = [s["auc"] for s in scores.values()]
+    out = {name: {"auc": s["auc"], "auc_either": s.get("auc_either")} for name, s in scores.items()}
+    out["membership"].update(auc_min=min(aucs), auc_max=max(aucs), **extra)
+    return out

@@ -8,7 +8,7 @@ from typing import Any
 
 from obliviate.benchmarks.derive import benchmark_config, flat_config
 from obliviate.benchmarks.spec import BenchmarkSpec, RunContext, register
-from obliviate.benchmarks.summary import number, summary
+from obliviate.benchmarks.summary import membership_entries, number, summary
 from obliviate.config import TofuConfig
 from obliviate.methods.spec import MethodSpec
 
@@ -22,10 +22,7 @@ def support(method: MethodSpec) -> str | None:
 
 
 def tofu_config(ctx: RunContext) -> TofuConfig:
-    extra: dict[str, Any] = {"method": ctx.method.name}
-    if ctx.method.name == "rmu" and ctx.method.layer is not None:  # None: TofuConfig.rmu_layer decides
-        extra["rmu_layer"] = ctx.method.layer
-    return flat_config(TofuConfig, ctx, **extra)
+    return flat_config(TofuConfig, ctx, method=ctx.method.name)
 
 
 def prepare(ctx: RunContext) -> None:
@@ -43,15 +40,14 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
     cfg, given = tofu_config(ctx), {}
     if ctx.evaluated is not None:  # the user's before / retain-only models replace TOFU-mini's own
-        from obliviate.models import load_model
-
         if "before" in ctx.inputs:
             given["full"] = ctx.inputs["before"]
         if ctx.evaluate.retain_only:
-            m = ctx.model
-            given["retain"] = load_model(ctx.evaluate.retain_only, device=m.device, dtype=m.dtype,
-                                         trust_remote_code=m.trust_remote_code)  # fmt: skip
-    return tofu_in(ctx.run_dir, cfg, ctx.inputs.get("tofu"), ctx.evaluated, given)
+            given["retain"] = ctx.load_other_model(ctx.evaluate.retain_only)
+    reference = ctx.load_other_model(cfg.membership_reference) if cfg.membership_reference else None
+    method = ctx.method if ctx.evaluated is None else None  # every method setting reaches the unlearning
+    return tofu_in(ctx.run_dir, cfg, ctx.inputs.get("tofu"), ctx.evaluated, given, method,
+                   membership_reference=reference)  # fmt: skip
 
 
 def summarize(m: dict[str, Any]) -> dict[str, Any]:
@@ -75,9 +71,12 @@ def summarize(m: dict[str, Any]) -> dict[str, Any]:
     if a.get("membership"):
         from obliviate.tofu.report import membership_privleak
 
-        attacks["membership"] = {"auc": a["membership"]["unlearned"]["auc"]}
+        scores = {name: value["unlearned"] for name, value in a.items()
+                  if name.startswith("membership") and isinstance(value, dict) and "unlearned" in value}
+        extra = {}
         if a["membership"].get("retain-only"):  # MUSE's PrivLeak against the retain-only model, same sets
-            attacks["membership"]["privleak"] = membership_privleak(a["membership"])
+            extra["privleak"] = membership_privleak(a["membership"])
+        attacks.update(membership_entries(scores, **extra))
     if a.get("paraphrase", {}).get("unlearned", {}).get("probability") is not None:
         p = a["paraphrase"]["unlearned"]
         attacks["paraphrase"] = {"probability": p["probability"], "rouge_l_recall": p["rouge_l_recall"]}

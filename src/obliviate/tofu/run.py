@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from obliviate.attacks.membership import membership_attack
+from obliviate.attacks.membership import membership_attack, membership_attacks
 from obliviate.attacks.paraphrase import paraphrase_attack
 from obliviate.attacks.quantization import quantization_attack
 from obliviate.attacks.relearning import relearning_on_answers
@@ -34,6 +34,7 @@ from obliviate.errors import ConfigError, DataError
 from obliviate.io import write_json_atomic, write_text_atomic
 from obliviate.methods import METHODS
 from obliviate.methods.objective import ObjectiveMethod
+from obliviate.methods.spec import MethodConfig
 from obliviate.metrics.answers import answer_probability_of
 from obliviate.models import load_model
 from obliviate.models.loading import LoadedModel, save_model, save_trained
@@ -48,12 +49,16 @@ from obliviate.training.sft import sft
 log = logging.getLogger("obliviate")
 
 
-def build_qa_method(name: str, rmu_layer: int = 10) -> ObjectiveMethod:
-    """The objective method registered as ``name`` with its default config ('unstar' trains on TOFU's anti-samples)."""
+def build_qa_method(name: str, rmu_layer: int | None = None, config: MethodConfig | None = None) -> ObjectiveMethod:
+    """The objective method registered as ``name``, from ``config`` when given (the run's method settings), else
+    from its defaults ('unstar' trains on TOFU's anti-samples); ``rmu_layer`` sets RMU's layer when not None."""
     spec = METHODS.get(name)
     if spec.objective is None:
         raise ConfigError(f"method {name!r} has no question-answer objective (it is step-wise only)")
-    return spec.objective(spec.make_config(**({"layer": rmu_layer} if name == "rmu" else {})))
+    cfg = config if config is not None else spec.make_config()
+    if name == "rmu" and rmu_layer is not None:
+        cfg = cfg.model_copy(update={"layer": rmu_layer})
+    return spec.objective(cfg)
 
 
 def tofu_antisamples(items: list[TofuItem]) -> list[list[tuple[str, str]]]:
@@ -195,10 +200,14 @@ def tofu_data(cfg: TofuConfig) -> TofuMini:
 
 
 def tofu_in(run_dir: Path, cfg: TofuConfig, data: TofuMini | None = None, evaluated: LoadedModel | None = None,
-            given: dict[str, LoadedModel] | None = None) -> dict[str, Any]:  # fmt: skip
+            given: dict[str, LoadedModel] | None = None,
+            method: MethodConfig | None = None, *,
+            membership_reference: LoadedModel | None = None) -> dict[str, Any]:  # fmt: skip
     """Run ``cfg.method`` on TOFU-mini inside ``run_dir`` (made by the runner); returns the metrics.
     ``evaluated``: evaluation only - no unlearning, this model is judged where the unlearned one would be;
-    ``given``: the user's own 'full' (before) and 'retain' (retain-only) models instead of TOFU-mini's."""
+    ``given``: the user's own 'full' (before) and 'retain' (retain-only) models instead of TOFU-mini's;
+    ``method``: the run's method settings (None: ``cfg.method``'s defaults); ``membership_reference``: the
+    reference model of the membership attack's reference score (``cfg.membership_reference`` loaded)."""
     data = data or tofu_data(cfg)
     holdout = _holdout(cfg, data)
     log.info("%s on TOFU-mini (%s, %d retain authors) from %s", cfg.method, cfg.forget_split, cfg.retain_authors,
@@ -208,13 +217,14 @@ def tofu_in(run_dir: Path, cfg: TofuConfig, data: TofuMini | None = None, evalua
     tok = models.full.tokenizer
     unlearning_started = time.perf_counter()
     if evaluated is None:
-        unlearned, trace, probing = _unlearn(cfg, data, models)
+        unlearned, trace, probing = _unlearn(cfg, data, models, method)
     else:
         unlearned, trace, probing = LoadedModel(evaluated.model.eval(), evaluated.tokenizer, evaluated.spec), [], 0.0
     unlearning_seconds = time.perf_counter() - unlearning_started - probing
     evaluation = _jsonable(evaluate_tofu(unlearned.model, tok, data.eval_sets, truth_ratio_mean=cfg.truth_ratio_mean))
     log.info("evaluated the unlearned model; running the attacks")
-    attacks = _attacks(cfg, models, unlearned, data, holdout, evaluation["forget"]["answer_nlls"])
+    attacks = _attacks(cfg, models, unlearned, data, holdout, evaluation["forget"]["answer_nlls"],
+                       membership_reference)  # fmt: skip
     model_path = save_trained(unlearned, run_dir) if cfg.save_model else None
     metrics = _metrics(cfg, data, models, evaluation, trace, attacks, unlearning_seconds,
                        time.perf_counter() - started, model_path)  # fmt: skip
@@ -226,9 +236,11 @@ def tofu_in(run_dir: Path, cfg: TofuConfig, data: TofuMini | None = None, evalua
     return metrics
 
 
-def _unlearn(cfg: TofuConfig, data: TofuMini, models: TofuModels) -> tuple[LoadedModel, list[dict[str, Any]], float]:
-    """Unlearn the forget split from a copy of the full model: (unlearned model, per-epoch trace, seconds probing)."""
-    method = build_qa_method(cfg.method, cfg.rmu_layer)
+def _unlearn(cfg: TofuConfig, data: TofuMini, models: TofuModels,
+             method_config: MethodConfig | None = None) -> tuple[LoadedModel, list[dict[str, Any]], float]:  # fmt: skip
+    """Unlearn the forget split from a copy of the full model: (unlearned model, per-epoch trace, seconds probing).
+    ``method_config``: the run's method settings (None: ``cfg.method`` with its defaults)."""
+    method = build_qa_method(cfg.method, cfg.rmu_layer, method_config)
     tok = models.full.tokenizer
     forget_pairs = [(x.question, x.answer) for x in data.forget]
     engine = Engine(copy.deepcopy(models.full.model), tok.pad_token_id,
@@ -250,9 +262,10 @@ def _unlearn(cfg: TofuConfig, data: TofuMini, models: TofuModels) -> tuple[Loade
 
 
 def _attacks(cfg, models: TofuModels, unlearned: LoadedModel, data: TofuMini, holdout: list[TofuItem],
-             forget_nlls: list[float]) -> dict[str, Any]:  # fmt: skip
+             forget_nlls: list[float], reference: LoadedModel | None = None) -> dict[str, Any]:  # fmt: skip
     """The attacks in ``cfg.attacks``; what concerns the full or retain-only model alone is cached beside it.
-    ``forget_nlls``: the unlearned model's forget-answer NLLs from its evaluation (not computed again)."""
+    ``forget_nlls``: the unlearned model's forget-answer NLLs from its evaluation (not computed again);
+    ``reference``: the membership attack's reference model (its reference score is left out without one)."""
     tok = unlearned.tokenizer
     forget_pairs = [(x.question, x.answer) for x in data.forget]
     out: dict[str, Any] = {"relearning": {"skipped": "not asked for"}, "paraphrase": {}, "quantization": {},
@@ -291,9 +304,13 @@ def _attacks(cfg, models: TofuModels, unlearned: LoadedModel, data: TofuMini, ho
         def loss_attack(model: torch.nn.Module) -> dict[str, Any]:
             return membership_attack(model, tok, forget_pairs, nonmembers)
 
+        scores = membership_attacks(unlearned.model, tok, forget_pairs, nonmembers, member_nlls=forget_nlls,
+                                    gradnorm=cfg.membership_gradnorm, seed=cfg.seed,
+                                    reference_model=reference.model if reference else None)  # fmt: skip
+        out.update({f"membership_{name}": {"unlearned": s} for name, s in scores.items() if name != "loss"})
         out["membership"] = {
             "full": models.cached("full", "membership.json", lambda: loss_attack(models.full.model)),
-            "unlearned": membership_attack(unlearned.model, tok, forget_pairs, nonmembers, member_nlls=forget_nlls),
+            "unlearned": scores["loss"],
             "retain-only": models.cached("retain", "membership.json", lambda: loss_attack(models.retain.model)),
         }
     return out
