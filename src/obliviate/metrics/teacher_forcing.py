@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-POSITIONS_PER_CHUNK = 512
+from obliviate.metrics.vocab_stats import PositionStats, vocab_stats
 
 
 @dataclass
@@ -39,11 +39,15 @@ def predicted_tokens(drop_last_token: bool) -> slice:
     return slice(None, -1) if drop_last_token else slice(None)
 
 
-def logits_head(model: PreTrainedModel):
-    """hidden -> logits for models whose head is one linear map (optionally soft-capped); else None."""
+def logits_head(model: torch.nn.Module):
+    """hidden -> logits for models whose head is one linear map (optionally soft-capped); else None (also for a
+    sharded head, whose weight only exists whole inside the model's own forward)."""
+    model = getattr(model, "module", model)  # DDP / FSDP wrappers
     head = model.get_output_embeddings()
     config = model.config
     if head is None or getattr(config, "logit_scale", None) is not None:
+        return None
+    if type(getattr(head, "weight", None)).__name__ == "DTensor":
         return None
     cap = getattr(config, "final_logit_softcapping", None)
     if cap:
@@ -51,16 +55,31 @@ def logits_head(model: PreTrainedModel):
     return head
 
 
-def _chunk_stats(logits: torch.Tensor, targets: torch.Tensor, full: bool) -> list[torch.Tensor]:
-    if not full:
-        return [logits.argmax(dim=-1)]
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    target = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    probs = logprobs.exp()
-    expected = (probs * logprobs).sum(-1)
-    second = (probs * logprobs * logprobs).sum(-1)
-    std = (second - expected.square()).clamp_min(0).sqrt()
-    return [logprobs.argmax(dim=-1), target, expected, std]
+def model_position_stats(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    greedy_only: bool = False,
+    use_cache: bool = False,
+    chunk: int | None = None,
+) -> tuple[PositionStats, object]:
+    """One forward pass over a right-padded batch; (:class:`PositionStats` [B, L-1] for predicting
+    ``input_ids[:, 1:]``, KV cache or None). The vocabulary projection runs chunk by chunk from the final hidden
+    states (see :func:`vocab_stats`); gradients flow when enabled."""
+    head = logits_head(model)
+    targets = input_ids[:, 1:]
+    if head is None:  # unusual or sharded head: take the model's own logits
+        output = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache)
+        stats = vocab_stats(output.logits[:, :-1], targets, chunk=chunk, greedy_only=greedy_only)
+    else:
+        output = model(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache,
+            output_hidden_states=True, logits_to_keep=1,
+        )  # fmt: skip
+        hidden = output.hidden_states[-1][:, :-1]
+        stats = vocab_stats(hidden, targets, head, chunk=chunk, greedy_only=greedy_only)
+    return stats, output.past_key_values if use_cache else None
 
 
 @torch.no_grad()
@@ -72,26 +91,19 @@ def forward_token_stats(
     *,
     full: bool = True,
     use_cache: bool = False,
+    chunk: int | None = None,
 ):
     """One forward pass over a right-padded batch; returns (per-row TokenStats, KV cache or None)."""
-    head = logits_head(model)
-    if head is None:  # unusual head: take the model's own logits
-        output = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache)
-        columns = _chunk_stats(output.logits[:, :-1], input_ids[:, 1:], full)
-        return _split_rows(input_ids, columns, lengths), output.past_key_values if use_cache else None
-    output = model(
-        input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache,
-        output_hidden_states=True, logits_to_keep=1,
-    )  # fmt: skip
-    hidden = output.hidden_states[-1][:, :-1]
-    rows, width = hidden.shape[:2]
-    flat_hidden, flat_targets = hidden.reshape(rows * width, -1), input_ids[:, 1:].reshape(-1)
-    pieces = [
-        _chunk_stats(head(flat_hidden[s : s + POSITIONS_PER_CHUNK]), flat_targets[s : s + POSITIONS_PER_CHUNK], full)
-        for s in range(0, flat_hidden.shape[0], POSITIONS_PER_CHUNK)
-    ]
-    columns = [torch.cat(parts).reshape(rows, width) for parts in zip(*pieces)]
-    return _split_rows(input_ids, columns, lengths), output.past_key_values if use_cache else None
+    stats, cache = model_position_stats(
+        model, input_ids, attention_mask, greedy_only=not full, use_cache=use_cache, chunk=chunk
+    )
+    return _split_rows(input_ids, _columns(stats), lengths), cache
+
+
+def _columns(stats: PositionStats) -> list[torch.Tensor]:
+    if stats.target_logprob is None:
+        return [stats.argmax]
+    return [stats.argmax, stats.target_logprob, stats.expected_logprob, stats.logprob_std()]
 
 
 def _split_rows(input_ids: torch.Tensor, columns: list[torch.Tensor], lengths: list[int]) -> list[TokenStats]:
@@ -107,4 +119,6 @@ def _split_rows(input_ids: torch.Tensor, columns: list[torch.Tensor], lengths: l
 
 def token_stats_from_logits(logits: torch.Tensor, input_ids: torch.Tensor, lengths: list[int]) -> list[TokenStats]:
     """:class:`TokenStats` for each row of a right-padded batch from its full logits [B, L, V]."""
-    return _split_rows(input_ids, _chunk_stats(logits[:, :-1], input_ids[:, 1:], True), lengths)
+    with torch.no_grad():
+        stats = vocab_stats(logits[:, :-1], input_ids[:, 1:])
+    return _split_rows(input_ids, _columns(stats), lengths)
