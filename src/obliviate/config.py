@@ -131,6 +131,10 @@ class TrainingConfig(_Strict):
     checkpoint_every: int = Field(0, ge=0, description="save a resumable checkpoint every N steps (0: never)")
     keep_checkpoints: int = Field(2, ge=1, description="keep only the last N checkpoints (each holds weights + Adam)")
     lora: LoraSettings = Field(default_factory=LoraSettings)
+    sharding: Literal["none", "fsdp"] = Field(
+        "none", description="fsdp: shard weights, gradients and Adam state over the processes (torch FSDP2; launch "
+        "with torchrun); one process trains unsharded either way",
+    )  # fmt: skip
     seed: Seed = 0
 
 

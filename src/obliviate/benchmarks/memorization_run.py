@@ -143,7 +143,7 @@ def _unlearn(ctx: RunContext, cfg: UnlearnConfig, loaded: LoadedModel, windows, 
         loop.resume_from(cfg.resume)
         loop.write_trace_so_far()
     result = loop.run()
-    result_model = method.result(engine)
+    result_model = engine.full_model(method.result(engine))  # sharded: gathered onto the main process
     engine.accelerator.wait_for_everyone()
     return result, result_model
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from obliviate.models.sharding import reshard
+
 
 def effective_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Detached copies of the weights that training changes, named as in the plain (non-PEFT) model.
@@ -19,8 +21,8 @@ def effective_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     from peft import PeftModel
     from peft.tuners.lora import LoraLayer
 
-    if not isinstance(model, PeftModel):
-        return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+    if not isinstance(model, PeftModel):  # a sharded model's weights: this process's shards (DTensors)
+        return {name: p.detach().clone() for name, p in reshard(model).named_parameters() if p.requires_grad}
     out = {}
     for name, module in model.base_model.model.named_modules():
         if isinstance(module, LoraLayer):
@@ -75,7 +77,7 @@ class TaskVector:
 
         Without ``base`` the model's current value is the base. Parameters the vector does not name are left
         as they are."""
-        params = dict(model.named_parameters())
+        params = dict(reshard(model).named_parameters())  # sharded: shard by shard
         unknown = set(self.deltas) - set(params)
         if unknown:
             raise KeyError(f"model has no parameters {sorted(unknown)[:3]}")

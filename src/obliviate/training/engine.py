@@ -5,7 +5,8 @@ One process on a CPU or GPU; several with ``torchrun --nproc_per_node N`` (gloo 
 sequences to train on and the sign of the loss; the engine splits them over processes and micro-batches so
 that the gradient is that of the mean per-sequence NLL over the whole selection, whatever the process count.
 Scoring (MA per sequence) is sharded over processes as well and gathered, so every rank takes the same
-decisions."""
+decisions. With ``training.sharding=fsdp`` the weights, gradients and Adam state are sharded too (FSDP2; see
+``obliviate.models.sharding``)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ from accelerate.utils import gather_object, set_seed
 from transformers import PreTrainedModel
 
 from obliviate.config import TrainingConfig
-from obliviate.errors import ObliviateError
+from obliviate.errors import ConfigError, ObliviateError
 from obliviate.metrics.losses import sequence_nll
 from obliviate.metrics.scoring import score_windows
 from obliviate.metrics.tokens import right_pad
+from obliviate.models.sharding import ShardSizes, all_finite, gather_full_model, reshard, shard_model, shard_sizes
 
 log = logging.getLogger("obliviate")
 
@@ -60,15 +62,21 @@ class Engine:
         if cpu is None:
             cpu = next(model.parameters()).device.type == "cpu"
         self.accelerator = _accelerator(cpu, cfg.mixed_precision)
+        self.sharded = _sharding_applies(cfg, self.accelerator.num_processes)
         set_seed(cfg.seed)
         if cfg.lora.enabled:
             model = _with_lora(model, cfg)
         model.eval()  # dropout off (authors); gradients still flow
+        if self.sharded:  # FSDP2 shards in place; Adam then holds only this process's shards of its moments
+            model = shard_model(model.to(self.accelerator.device))
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(
             params, lr=cfg.learning_rate, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
         )
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        if self.sharded:  # not wrapped in DDP: FSDP2 reduce-scatters (averages) the gradients itself
+            self.model, self.optimizer = model, self.accelerator.prepare_optimizer(optimizer)
+        else:
+            self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self._params = params
         self.steps_taken = 0
 
@@ -92,6 +100,15 @@ class Engine:
     def unwrapped(self) -> torch.nn.Module:
         return self.accelerator.unwrap_model(self.model)
 
+    def full_model(self, model: torch.nn.Module) -> torch.nn.Module | None:
+        """``model`` whole: as it is when training is not sharded; else gathered into a plain model on the main
+        process (None on the others; every process must call this)."""
+        return gather_full_model(model, self.is_main) if self.sharded else model
+
+    def shard_sizes(self) -> ShardSizes:
+        """Numbers of weights and Adam moments this process holds, against the whole model."""
+        return shard_sizes(self.model, self.optimizer)
+
     def reset_optimizer(self) -> None:
         """Forget Adam's moment estimates (TAU's optional reset at the switch)."""
         self.optimizer.optimizer.state.clear()
@@ -109,10 +126,13 @@ class Engine:
         from one teacher-forced pass; sharded over processes, every process gets every value. ``masks`` as in
         :meth:`score_ma`."""
         mine = list(range(self.rank, len(windows), self.world))
+        # a sharded model's passes gather weights from every process: all run as many rows (repeats dropped)
+        share = math.ceil(len(windows) / self.world) if self.sharded else len(mine)
+        scored_rows = (mine or [0]) * share
         rows: list[list[float]] = []
-        if mine:
+        if share:
             scored = score_windows(
-                model, [windows[i] for i in mine], pad_id=self.pad_id, batch_size=batch_size,
+                model, [windows[i] for i in scored_rows[:share]], pad_id=self.pad_id, batch_size=batch_size,
                 full_stats=loss, progress=False,
             )  # fmt: skip
             for s, i in zip(scored.stats, mine):
@@ -121,6 +141,7 @@ class Engine:
                 if loss:
                     row += [float(-s.target_logprob[keep].mean()), float(-s.expected_logprob[keep].mean())]
                 rows.append(row)
+        reshard(model)  # sharded: free the gathered root weights scoring leaves behind
         pieces = gather_object([(mine, rows)]) if self.world > 1 else [(mine, rows)]
         out = np.full((len(windows), 3 if loss else 1), np.nan)
         for indices, shard in pieces:
@@ -186,7 +207,7 @@ class Engine:
         :class:`WeightsDiverged` (the run must stop) on a NaN/inf loss or gradient, or on NaN/inf weights after
         the step."""
         max_norm = self.cfg.max_grad_norm or float("inf")
-        grad_norm = float(self.accelerator.clip_grad_norm_(self.model.parameters(), max_norm))
+        grad_norm = _as_float(self.accelerator.clip_grad_norm_(self.model.parameters(), max_norm))
         problem = None
         if not (math.isfinite(mean_nll) and math.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
@@ -217,11 +238,32 @@ class Engine:
     def _check_weights(self) -> None:
         """After a step: every trained weight still finite (a finite loss and gradient can still overflow a
         low-precision weight). Raises :class:`WeightsDiverged`; nothing has been saved at that point."""
-        norms = torch._foreach_norm([p.detach() for p in self._params])
-        if not bool(torch.isfinite(torch.stack([n.float() for n in norms])).all()):
+        if not all_finite(self._params):  # sharded: each process checks its shards, all agree on the verdict
             raise WeightsDiverged(f"optimizer step {self.steps_taken} turned weights into NaN/inf ({self._dtype()}); "
                                   "the run stops before anything is saved. Use float32 (or bfloat16), a lower "
                                   "learning rate or training.max_grad_norm")  # fmt: skip
+
+
+def _as_float(value: torch.Tensor) -> float:
+    """A scalar tensor's value; a sharded (DTensor) one's whole value."""
+    return float(value.full_tensor() if hasattr(value, "full_tensor") else value)
+
+
+def _sharding_applies(cfg: TrainingConfig, processes: int) -> bool:
+    """Whether this run shards its model; refuses the combinations that cannot work, naming the setting."""
+    if cfg.sharding == "none":
+        return False
+    if cfg.lora.enabled:
+        raise ConfigError("training.sharding=fsdp with training.lora.enabled is not supported: a LoRA adapter is "
+                             "small enough to train replicated (leave sharding off), or shard the full model "
+                             "without LoRA")  # fmt: skip
+    if cfg.checkpoint_every:
+        raise ConfigError("training.sharding=fsdp does not write resumable checkpoints yet: set "
+                             "training.checkpoint_every=0 (the unlearned model is still saved whole)")  # fmt: skip
+    if processes == 1:
+        log.info("training.sharding=fsdp in one process: nothing to split, training unsharded (launch with "
+                 "torchrun --nproc_per_node N to shard)")  # fmt: skip
+    return processes > 1
 
 
 def _accelerator(cpu: bool, mixed_precision: str) -> Accelerator:

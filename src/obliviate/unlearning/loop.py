@@ -170,6 +170,9 @@ class UnlearningLoop:
     def resume_from(self, checkpoint: str | Path) -> None:
         """Continue a run from a checkpoint directory written by :meth:`save_checkpoint`."""
         path = Path(checkpoint)
+        if self.engine.sharded:
+            raise ConfigError("resuming under training.sharding=fsdp is not supported yet: resume without sharding "
+                              "(the checkpoint holds the whole model) or start again")  # fmt: skip
         state = read_checkpoint_state(path, self.method.name, self.fingerprint)
         try:
             load_model(self.engine.unwrapped, str(path / "model.safetensors"))
