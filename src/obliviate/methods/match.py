@@ -30,12 +30,19 @@ import torch
 from pydantic import Field
 
 from obliviate.methods.base import MemorizationMethod
+from obliviate.methods.match_objective import (  # noqa: F401 - flip_term, lowest_fraction_mean: MATCH's API
+    RowGoals,
+    TermSettings,
+    flip_term,
+    lowest_fraction_mean,
+    mean_nll,
+    row_terms,
+)
 from obliviate.methods.objective import sequence_batch
 from obliviate.methods.preference_losses import token_kl
 from obliviate.methods.rules import StopRule, Thresholds
 from obliviate.methods.spec import MethodConfig, MethodSpec, register
-from obliviate.metrics.losses import sequence_nll
-from obliviate.metrics.tokens import right_pad
+from obliviate.metrics.tokens import length_groups
 
 if TYPE_CHECKING:
     from obliviate.training.engine import Engine
@@ -82,32 +89,6 @@ def quantile_targets(current: np.ndarray, reference: np.ndarray) -> np.ndarray:
     targets = np.empty(current.size)
     targets[np.argsort(current, kind="stable")] = np.quantile(reference, levels)
     return targets
-
-
-def lowest_fraction_mean(values: torch.Tensor, valid: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Per row, the mean of the ``max(1, int(n * fraction))`` smallest valid values (n: the row's valid count), as
-    the Min-K% scores take it; differentiable in the chosen values."""
-    count = (valid.sum(1) * fraction).long().clamp(min=1)
-    ordered = torch.where(valid, values, torch.full_like(values, float("inf"))).sort(dim=1).values
-    chosen = torch.arange(values.shape[1], device=values.device)[None, :] < count[:, None]
-    return torch.where(chosen, ordered, torch.zeros_like(ordered)).sum(1) / count
-
-
-def flip_term(margins: torch.Tensor, valid: torch.Tensor, excess: torch.Tensor, margin: float) -> torch.Tensor:
-    """Per row, a hinge on the ``|excess[i]|`` tokens cheapest to flip: with excess > 0 (too many greedy matches)
-    the matched tokens of smallest margin are pushed below the best other token by ``margin``; with excess < 0
-    the unmatched tokens closest to matching are pushed above it. ``margins``: target logit - best other logit
-    [B, T]; ``valid``: the tokens that count. Rows with excess 0 give 0."""
-    sign = torch.where(excess > 0, 1.0, -1.0).to(margins.dtype)[:, None]  # flip matches down / misses up
-    signed = margins * sign  # > 0: a token on the wrong side for this row
-    candidate = valid & (signed > 0)
-    order = torch.where(candidate, signed, torch.full_like(signed, float("inf"))).detach().argsort(dim=1)
-    k = excess.abs().clamp(max=candidate.sum(1))
-    chosen = torch.zeros_like(candidate)
-    ranks = torch.arange(signed.shape[1], device=signed.device)[None, :] < k[:, None]
-    chosen.scatter_(1, order, ranks)
-    hinge = torch.relu(signed + margin) * chosen
-    return hinge.sum(1) / k.clamp(min=1)
 
 
 class NeverSeenMatching(MemorizationMethod):
@@ -201,61 +182,40 @@ class NeverSeenMatching(MemorizationMethod):
     def step(self, engine: Engine, windows, selected, masks=None) -> dict[str, float]:
         self._engine = engine
         assert self._ma is not None and self.ma_targets is not None
-        device = engine.device
-        loss_off, _, _ = self.off_target(self._ma)
-        goal = torch.tensor(self.targets[selected], dtype=torch.float32, device=device)
-        entropy_goal = torch.tensor(self.entropy_targets[selected], dtype=torch.float32, device=device)
-        pull = torch.tensor(loss_off[selected], dtype=torch.float32, device=device)
-        minkpp_goal = None
-        if self.minkpp_weight:
-            minkpp_goal = torch.tensor(self.minkpp_targets[selected], dtype=torch.float32, device=device)
-        input_ids, attention = right_pad([windows[i] for i in selected], engine.pad_id, device)
-        counted = attention if masks is None else right_pad([masks[i] for i in selected], 0, device)[0]
-        n_tokens = counted[:, 1:].sum(1)
-        excess = torch.tensor(self._ma[selected] - self.ma_targets[selected], dtype=torch.float32, device=device)
-        excess = (excess * n_tokens).round().long()
-        retain = self._retain_batch(engine, len(selected))
-        terms: dict[str, float] = {}
         self._steps += 1
+        goals = self._row_goals(engine, windows, selected, masks)
+        settings = TermSettings(cap=self.cap, margin=self.margin, tail=self.tail)
         perturbed = None
         if self.gap_targets is not None:  # one fresh perturbation of each selected sequence, never the audit's seed
-            rows = _perturbed_windows(self._tokenizer, [windows[i] for i in selected], NEIGHBOUR_SEED + self._steps)
-            perturbed = right_pad(rows, engine.pad_id, device)
-            gap_goal = torch.tensor(self.gap_targets[selected], dtype=torch.float32, device=device)
-
-        targets, weights = input_ids[:, 1:], counted[:, 1:].float()
+            seed = NEIGHBOUR_SEED + self._steps
+            perturbed = _perturbed_windows(self._tokenizer, [windows[i] for i in selected], seed)
+        # rows of similar length run together (one padded batch under DDP, which wants one forward per backward)
+        lengths = [len(windows[i]) for i in selected]
+        groups = length_groups(lengths) if engine.world == 1 else [list(range(len(selected)))]
+        order = [k for group in groups for k in group]
+        ordered = goals.rows(order)
+        retain = self._retain_batch(engine, len(selected))
+        terms: dict[str, float] = {}
 
         def objective(model: torch.nn.Module) -> torch.Tensor:
-            logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
-            logprobs = logits.log_softmax(-1)
-            target_logprob = logprobs.gather(-1, targets[..., None]).squeeze(-1)
-            token = -target_logprob * weights
-            nll = token.sum(1) / weights.sum(1).clamp(min=1)
-            probs = logprobs.exp()
-            expected = (probs * logprobs).sum(-1)  # E_v[log p(v)] per position
-            entropy = (-expected * weights).sum(1) / weights.sum(1).clamp(min=1)
-            # ascending, the gradient flows only through tokens not already less likely than the never-seen
-            # min-k tail (GA would drive those few ever lower - the signature Min-K% reads); descending, all do
-            capped = token.clamp(max=self.cap).sum(1) / weights.sum(1).clamp(min=1)
-            steer = torch.where(nll < goal, capped + (nll - capped).detach(), nll)
-            target_logit = logits.gather(-1, targets[..., None]).squeeze(-1)
-            other = logits.scatter(-1, targets[..., None], float("-inf")).amax(-1)
-            flips = flip_term(target_logit - other, weights.bool(), excess, self.margin)
-            spread = (entropy - entropy_goal).square()
-            loss = ((steer - goal).square() * pull + self.flip_weight * flips + self.entropy_weight * spread).mean()
-            if minkpp_goal is not None:
-                spread_sd = ((probs * logprobs.square()).sum(-1) - expected.square()).clamp_min(1e-8).sqrt()
-                minkpp = lowest_fraction_mean((target_logprob - expected) / spread_sd, weights.bool(), self.tail)
-                loss = loss + self.minkpp_weight * (minkpp - minkpp_goal).square().mean()
-                self._record_minkpp(selected, minkpp.detach())
-                terms["minkpp"] = float(minkpp.detach().mean())
+            parts = [row_terms(model, [windows[selected[k]] for k in group],
+                               None if masks is None else [masks[selected[k]] for k in group],
+                               goals.rows(group), settings, engine.pad_id) for group in groups]  # fmt: skip
+            rows = {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+            nll = rows["nll"]
+            loss = (rows["steer"] + self.flip_weight * rows["flip"] + self.entropy_weight * rows["spread"]).mean()
+            if "minkpp" in rows:
+                loss = loss + self.minkpp_weight * (rows["minkpp"] - ordered.minkpp).square().mean()
+                self._record_minkpp([selected[k] for k in order], rows["minkpp"].detach())
+                terms["minkpp"] = float(rows["minkpp"].detach().mean())
             if perturbed is not None:
-                ids, mask = perturbed
-                gap = sequence_nll(model(input_ids=ids, attention_mask=mask).logits, ids, mask) - nll
-                loss = loss + self.neighbour_weight * (gap - gap_goal).square().mean()
+                copies = torch.cat([mean_nll(model, [perturbed[k] for k in group], engine.pad_id, engine.device)
+                                    for group in groups])  # fmt: skip
+                gap = copies - nll
+                loss = loss + self.neighbour_weight * (gap - ordered.gap).square().mean()
                 terms["gap"] = float(gap.detach().mean())
-            terms.update(forget_nll=float(nll.detach().mean()), flip=float(flips.detach().mean()),
-                         entropy=float(entropy.detach().mean()))  # fmt: skip
+            terms.update(forget_nll=float(nll.detach().mean()), flip=float(rows["flip"].detach().mean()),
+                         entropy=float(rows["entropy"].detach().mean()))  # fmt: skip
             if retain is not None:
                 with torch.no_grad():
                     start_logits = self._start(input_ids=retain.input_ids, attention_mask=retain.attention_mask).logits
@@ -266,6 +226,23 @@ class NeverSeenMatching(MemorizationMethod):
             return loss, nll.mean()  # the divergence guard watches the forget NLL
 
         return engine.objective_step(objective) | terms
+
+    def _row_goals(self, engine: Engine, windows, selected, masks) -> RowGoals:
+        """Each selected row's targets, and the greedy matches its flip term moves (MA excess x its tokens)."""
+        device = engine.device
+        loss_off, _, _ = self.off_target(self._ma)
+
+        def per_row(values, dtype=torch.float32):
+            return torch.tensor(np.asarray(values)[selected], dtype=dtype, device=device)
+
+        counts = np.array([sum(m[1:]) for m in masks] if masks is not None else [len(w) - 1 for w in windows])
+        excess = np.round((self._ma - self.ma_targets).astype(np.float32) * counts.astype(np.float32))
+        return RowGoals(
+            loss=per_row(self.targets), entropy=per_row(self.entropy_targets), pull=per_row(loss_off),
+            excess=per_row(excess, torch.long),
+            minkpp=per_row(self.minkpp_targets) if self.minkpp_weight else None,
+            gap=per_row(self.gap_targets) if self.gap_targets is not None else None,
+        )  # fmt: skip
 
     def _record_minkpp(self, selected, values: torch.Tensor) -> None:
         if self._minkpp is None:

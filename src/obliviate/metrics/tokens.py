@@ -40,3 +40,22 @@ def length_sorted_batches(windows: list[list[int]], batch_size: int) -> list[lis
     """Indices of ``windows`` grouped into batches of similar length (less padding)."""
     order = sorted(range(len(windows)), key=lambda i: len(windows[i]), reverse=True)
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def length_groups(lengths: list[int], rows_overhead_tokens: int = 64) -> list[list[int]]:
+    """Indices of ``lengths`` in groups of similar length, longest first, chosen so that the padded tokens plus
+    ``rows_overhead_tokens`` per extra group (the cost of one more forward pass) are fewest: a group of rows
+    padded to its longest costs rows x longest. Exact (dynamic programming over the sorted lengths)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    best = [0.0] + [float("inf")] * len(order)  # best[j]: cost of grouping the j longest rows
+    cut = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        for start in range(end):  # group order[start:end], padded to lengths[order[start]]
+            cost = best[start] + (end - start) * lengths[order[start]] + rows_overhead_tokens
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    groups, end = [], len(order)
+    while end:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]

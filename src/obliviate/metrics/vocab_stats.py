@@ -46,7 +46,7 @@ _FIELDS = ("target_logprob", "expected_logprob", "second_moment", "margin", "arg
 
 def _stats_of_logits(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """([N, 4] float: target log-prob, E_p[log p], E_p[(log p)^2], margin; [N] argmax) of logits [N, V]."""
-    logits = logits.float()
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # at least float32
     logprobs = logits.log_softmax(-1)
     index = targets[:, None]
     target = logprobs.gather(-1, index).squeeze(-1)
