@@ -1,0 +1,169 @@
+"""Peak resident memory (and time) of one MATCH step, one NPO step and one audit's teacher-forced statistics on a
+synthetic Llama with a 128,256-token vocabulary (hidden 256, 2 layers, random weights, built in code).
+
+Each case runs in its own process, so its peak RSS (``ru_maxrss``) is its own; ``setup`` is the RSS after the
+model and the batch are built, ``working`` = peak - setup. ``--src`` imports obliviate from another checkout, e.g.
+a ``git worktree`` of the commit before chunking, so "today" and "after" run the same script side by side:
+
+    git worktree add /tmp/obliviate-f9d49de f9d49de
+    .venv/bin/python benchmarks/bench_memory.py --today-src /tmp/obliviate-f9d49de/src \\
+        --out benchmarks/results/memory.md
+
+Cases "today" whose full-vocabulary tensors alone exceed ``--budget-gib`` are not run (they would not fit) and
+are marked so; a smaller length that fits is measured instead. Timings are only meaningful alone on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+VOCAB, HIDDEN, LAYERS, ROWS = 128_256, 256, 2, 8
+HERE = Path(__file__).resolve().parent
+# full-vocabulary float32 tensors each case kept alive at once before chunking (read from the code at f9d49de)
+TODAY_TENSORS = {"match": 9, "npo": 4, "audit": 0}
+
+
+def _rss_gib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def _model():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=4 * HIDDEN, num_hidden_layers=LAYERS,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
+                         tie_word_embeddings=False, pad_token_id=0)  # fmt: skip
+    return LlamaForCausalLM(config).eval()
+
+
+def _windows(length: int) -> list[list[int]]:
+    import torch
+
+    generator = torch.Generator().manual_seed(1)
+    return [torch.randint(1, VOCAB, (length,), generator=generator).tolist() for _ in range(ROWS)]
+
+
+def _match_step(engine, windows):
+    import numpy as np
+
+    from obliviate.methods.match import NeverSeenMatching
+    from obliviate.methods.rules import Thresholds
+
+    n = len(windows)
+    method = NeverSeenMatching("outliers", Thresholds(tau=0.2, upper=0.4, lower=0.0))
+    method.targets, method.ma_targets = np.full(n, 10.0), np.full(n, 0.2)
+    method.entropy_targets, method.minkpp_targets = np.full(n, 9.0), np.full(n, -1.0)
+    method.tol = method.entropy_tol = method.minkpp_tol = 0.1
+    method.cap = 14.0
+    method.scores = {"loss": np.full(n, 12.0), "entropy": np.full(n, 11.0), "ma": np.full(n, 0.5)}
+    selected = method.select(np.full(n, 0.5))
+    return lambda: method.step(engine, windows, selected.tolist())
+
+
+def _npo_step(engine, windows):
+    from obliviate.methods.npo import NPO
+    from obliviate.methods.rules import Thresholds
+    from obliviate.methods.sequences import ObjectiveOnSequences
+
+    method = ObjectiveOnSequences(NPO(), "outliers", Thresholds(tau=0.2, upper=0.4, lower=0.0))
+    return lambda: method.step(engine, windows, list(range(len(windows))))
+
+
+def run_case(case: str, length: int) -> dict[str, float]:
+    """One case in this process: its setup RSS, peak RSS and seconds."""
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model, windows = _model(), _windows(length)
+    if case == "audit":
+        from obliviate.metrics.scoring import score_windows
+
+        def action():
+            return score_windows(model, windows, pad_id=0, batch_size=ROWS, progress=False)
+    else:
+        from obliviate.config import TrainingConfig
+        from obliviate.training.engine import Engine
+
+        engine = Engine(model, 0, TrainingConfig(), cpu=True)
+        action = (_match_step if case == "match" else _npo_step)(engine, windows)
+    setup = _rss_gib()
+    started = time.perf_counter()
+    action()
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return {"setup_gib": setup, "peak_gib": peak, "working_gib": peak - setup, "seconds": seconds}
+
+
+def _child(src: str, case: str, length: int) -> dict[str, float] | str:
+    command = [sys.executable, __file__, "--child", case, str(length), "--src", src]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1] if done.stderr else ''}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _fits(case: str, length: int, budget_gib: float) -> bool:
+    return TODAY_TENSORS[case] * ROWS * length * VOCAB * 4 / 2**30 <= budget_gib
+
+
+def _cell(result) -> str:
+    if isinstance(result, str):
+        return result
+    return f"{result['peak_gib']:.2f} ({result['working_gib']:.2f}) / {result['seconds']:.1f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--today-src", help="src/ of the checkout before chunking (e.g. a worktree of f9d49de)")
+    parser.add_argument("--after-src", default=str(HERE.parent / "src"))
+    parser.add_argument("--lengths", default="512,2048")
+    parser.add_argument("--today-fallback-lengths", default="128,256", help="measured today where 2048 does not fit")
+    parser.add_argument("--cases", default="match,npo,audit")
+    parser.add_argument("--budget-gib", type=float, default=14.0, help="skip today's cases needing more than this")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--child", nargs=2, metavar=("CASE", "LENGTH"), help=argparse.SUPPRESS)
+    parser.add_argument("--src", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, args.src)
+        print(json.dumps(run_case(args.child[0], int(args.child[1]))))
+        return
+    lengths = [int(v) for v in args.lengths.split(",")]
+    fallback = [int(v) for v in args.today_fallback_lengths.split(",")]
+    rows = []
+    for case in args.cases.split(","):
+        for length in sorted(set(lengths) | set(fallback)):
+            today = "-"
+            if args.today_src:
+                today = (_child(args.today_src, case, length) if _fits(case, length, args.budget_gib) else
+                         f"does not fit: {TODAY_TENSORS[case]} tensors of {ROWS * length * VOCAB * 4 / 2**30:.1f} GiB")
+            after = _child(args.after_src, case, length)
+            rows.append(f"| {case} | {ROWS} x {length} | {_cell(today)} | {_cell(after)} |")
+            print(rows[-1], flush=True)
+    header = (f"# Peak resident memory: one MATCH step, one NPO step, one audit's token statistics\n\n"
+              f"{date.today()}, {platform.machine()} {platform.processor() or ''}, Python {platform.python_version()}; "
+              f"synthetic Llama (vocabulary {VOCAB:,}, hidden {HIDDEN}, {LAYERS} layers, random weights, float32).\n\n"
+              f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n\n"
+              "Cells: peak RSS GiB (peak minus the RSS after building model and batch) / seconds of the case.\n\n"
+              "| case | batch | today (f9d49de) | after |\n|---|---|---|---|\n")  # fmt: skip
+    table = header + "\n".join(rows) + "\n"
+    if args.out:
+        args.out.write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
