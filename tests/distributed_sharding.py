@@ -14,12 +14,12 @@ import os
 import sys
 from pathlib import Path
 
-from accelerate.state import AcceleratorState, PartialState
+from accelerate.state import PartialState
 
 import obliviate.benchmarks.memorization_run as memorization_run
 from obliviate.api import run_unlearning
 from obliviate.config import UnlearnConfig
-from obliviate.training.engine import Engine
+from obliviate.training.engine import Engine, leave_process_group
 
 ENGINES: list[Engine] = []
 
@@ -53,17 +53,19 @@ def run(method: str, model_dir: str, forget: str, reference: str, retain: str, o
     }))  # fmt: skip
     if run_dir is not None:
         (out / "run_dir.txt").write_text(str(run_dir))
-    AcceleratorState._reset_state(reset_partial_state=True)  # the next run joins a new process group
 
 
 def main() -> None:
     faulthandler.dump_traceback_later(170, exit=True)  # a hang shows where it is
     model_dir, forget, reference, retain, out_dir, methods = sys.argv[1:7]
     memorization_run.Engine = RecordedEngine
+    # one process group for every run (a group cannot be joined again once left): leave it after the last
+    memorization_run.leave_process_group = lambda state: None
     for method in methods.split(","):
         out = Path(out_dir) / method
         out.mkdir(parents=True, exist_ok=True)
         run(method, model_dir, forget, reference, retain, out)
+    leave_process_group(PartialState())
 
 
 if __name__ == "__main__":

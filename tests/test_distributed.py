@@ -32,6 +32,13 @@ def _jsonl(path: Path, texts: list[str], prefix: str) -> Path:
 
 
 def _launch(command: list[str], out: Path) -> list[dict]:
+    _launch_worker(command)
+    run_dir = Path((out / "run_dir.txt").read_text())
+    return [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()]
+
+
+def _launch_worker(command: list[str]) -> None:
+    """Run a worker script (alone or under torchrun); fail the test with its output if it fails or hangs."""
     path = os.pathsep.join(p for p in (str(SCRIPT.parent), os.environ.get("PYTHONPATH", "")) if p)
     # gloo connects the ranks through the address the host name resolves to; on a machine whose host name does
     # not resolve to loopback that address can be unreachable and the group hangs, so pin gloo to loopback
@@ -41,8 +48,6 @@ def _launch(command: list[str], out: Path) -> list[dict]:
     except subprocess.TimeoutExpired as hung:  # the script dumps every thread's stack before this fires
         pytest.fail(f"hung: {command}\n{_text(hung.stdout)[-3000:]}\n{_text(hung.stderr)[-6000:]}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    run_dir = Path((out / "run_dir.txt").read_text())
-    return [json.loads(line) for line in (run_dir / "trace.jsonl").read_text().splitlines()]
 
 
 def _text(data: bytes | str | None) -> str:
