@@ -219,6 +219,14 @@ class AntiSampleTrainingConfig(TrainingConfig):
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas")
     micro_batch_size: int = Field(4, ge=1, description="examples per forward/backward inside one step")
 
+    @field_validator("sharding")
+    @classmethod
+    def _replicated_only(cls, value: str) -> str:
+        if value != "none":
+            raise ValueError("sharding runs in the step-wise loop of the memorization and muse-news benchmarks; "
+                             "UnSTAR's anti-sample training keeps full replicas (leave training.sharding=none)")
+        return value
+
 
 class MembershipSettings(BaseModel):
     """The question-answer membership attack's optional scores beside the loss attack (qa and tofu benchmarks)."""

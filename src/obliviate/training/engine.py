@@ -75,6 +75,10 @@ class Engine:
         )
         if self.sharded:  # not wrapped in DDP: FSDP2 reduce-scatters (averages) the gradients itself
             self.model, self.optimizer = model, self.accelerator.prepare_optimizer(optimizer)
+            sizes = self.shard_sizes()
+            log.info("training sharded over %d processes (FSDP2): process %d holds %d of the %d weights (%.0f%%) and "
+                     "their Adam moments", self.world, self.rank, sizes.weights, sizes.full_weights,
+                     100 * sizes.weight_share)  # fmt: skip
         else:
             self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self._params = params
