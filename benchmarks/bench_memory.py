@@ -29,6 +29,7 @@ VOCAB, HIDDEN, LAYERS, ROWS = 128_256, 256, 2, 8
 HERE = Path(__file__).resolve().parent
 # full-vocabulary float32 tensors each case kept alive at once before chunking (read from the code at f9d49de)
 TODAY_TENSORS = {"match": 9, "npo": 4, "audit": 0}
+AFTER_TENSORS = {"match": 0, "npo": 4, "audit": 0}  # NPO's loss still takes the model's whole logits
 
 
 def _rss_gib() -> float:
@@ -115,8 +116,11 @@ def _child(src: str, case: str, length: int) -> dict[str, float] | str:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _fits(case: str, length: int, budget_gib: float) -> bool:
-    return TODAY_TENSORS[case] * ROWS * length * VOCAB * 4 / 2**30 <= budget_gib
+def _run_if_fits(src: str, case: str, length: int, tensors: int, budget_gib: float) -> dict[str, float] | str:
+    size = ROWS * length * VOCAB * 4 / 2**30
+    if tensors * size > budget_gib:
+        return f"does not fit: {tensors} tensors of {size:.1f} GiB"
+    return _child(src, case, length)
 
 
 def _cell(result) -> str:
@@ -148,9 +152,8 @@ def main() -> None:
         for length in sorted(set(lengths) | set(fallback)):
             today = "-"
             if args.today_src:
-                today = (_child(args.today_src, case, length) if _fits(case, length, args.budget_gib) else
-                         f"does not fit: {TODAY_TENSORS[case]} tensors of {ROWS * length * VOCAB * 4 / 2**30:.1f} GiB")
-            after = _child(args.after_src, case, length)
+                today = _run_if_fits(args.today_src, case, length, TODAY_TENSORS[case], args.budget_gib)
+            after = _run_if_fits(args.after_src, case, length, AFTER_TENSORS[case], args.budget_gib)
             rows.append(f"| {case} | {ROWS} x {length} | {_cell(today)} | {_cell(after)} |")
             print(rows[-1], flush=True)
     header = (f"# Peak resident memory: one MATCH step, one NPO step, one audit's token statistics\n\n"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.checkpoint import checkpoint
 
-# elements of one [positions, vocabulary] float tensor per chunk (2**23: 32 MiB, 65 positions at 128k tokens)
-VOCAB_ELEMENTS_PER_CHUNK = 2**23
+# elements of one [positions, vocabulary] float tensor per chunk (2**25: 128 MiB, 261 positions at 128k tokens)
+VOCAB_ELEMENTS_PER_CHUNK = 2**25
 Head = Callable[[torch.Tensor], torch.Tensor]
 
 
