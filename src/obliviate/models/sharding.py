@@ -37,10 +37,6 @@ def local_part(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to_local() if hasattr(tensor, "to_local") else tensor
 
 
-def is_sharded(model: torch.nn.Module) -> bool:
-    return isinstance(model, FSDPModule)
-
-
 def reshard(model: torch.nn.Module) -> torch.nn.Module:
     """Free the whole weights a pass left gathered: FSDP keeps the root unit's (embeddings, head) gathered after a
     forward until a backward, and while gathered, ``named_parameters`` yields those plain tensors, not the shards.
@@ -121,10 +117,10 @@ def gather_full_model(model: torch.nn.Module, is_main: bool) -> torch.nn.Module 
 @torch.no_grad()
 def all_finite(tensors: list[torch.Tensor]) -> bool:
     """Whether every value of every tensor is finite on every process (each checks its own shards)."""
-    local = [local_part(t.detach()) for t in tensors]
-    norms = torch._foreach_norm([t for t in local if t.numel()]) if any(t.numel() for t in local) else []
-    bad = torch.tensor(float(not all(bool(torch.isfinite(n).all()) for n in norms)))
-    if dist.is_available() and dist.is_initialized():
+    local = [t for t in (local_part(x.detach()) for x in tensors) if t.numel()]
+    finite = all(bool(torch.isfinite(n)) for n in torch._foreach_norm(local)) if local else True
+    bad = torch.tensor(float(not finite))
+    if any(hasattr(t, "to_local") for t in tensors):  # sharded: one verdict for all processes
         dist.all_reduce(bad, op=dist.ReduceOp.MAX)
     return not bool(bad)
 
