@@ -25,6 +25,7 @@ from functools import cache
 import torch
 import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import FSDPModule, fully_shard
 
 from obliviate.errors import ConfigError
@@ -47,17 +48,24 @@ def reshard(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def shard_model(model: torch.nn.Module) -> torch.nn.Module:
-    """Shard ``model`` in place over the default process group: each decoder block (the classes the model names
-    in ``_no_split_modules``) is one unit, the rest (embeddings, final norm, head) the root unit. Returns it."""
+def process_mesh(device: torch.device) -> DeviceMesh:
+    """All processes of the default group, on ``device``'s type (cpu with gloo, cuda with NCCL)."""
+    return init_device_mesh(device.type, (dist.get_world_size(),))
+
+
+def shard_model(model: torch.nn.Module, mesh: DeviceMesh) -> torch.nn.Module:
+    """Shard ``model`` in place over ``mesh``: each decoder block (the classes the model names in
+    ``_no_split_modules``) is one unit, the rest (embeddings, final norm, head) the root unit. Each process keeps
+    only its shards, moved to the mesh's device (a model loaded on the CPU never lands whole on a GPU). Returns
+    it."""
     if not hasattr(model, "config") or not hasattr(type(model), "_from_config"):
         raise ConfigError(f"sharding needs a Hugging Face transformers model, not {type(model).__name__}")
     plain_class = type(model)
     block_names = set(getattr(model, "_no_split_modules", None) or ())
     for module in model.modules():
         if type(module).__name__ in block_names:
-            fully_shard(module)
-    fully_shard(model)
+            fully_shard(module, mesh=mesh)
+    fully_shard(model, mesh=mesh)
     model.__class__ = _copyable(type(model), plain_class)
     return model
 
@@ -80,8 +88,9 @@ def _empty_plain(model: torch.nn.Module) -> torch.nn.Module:
 def sharded_copy(model: torch.nn.Module, memo: dict | None = None) -> torch.nn.Module:
     """An independent copy of a sharded model, sharded the same way: built empty, sharded, then each local shard,
     buffer and ``requires_grad`` flag copied from ``model`` (this process's part only)."""
-    device = next(reshard(model).parameters()).device
-    out = shard_model(_empty_plain(model))
+    first = next(reshard(model).parameters())
+    device = local_part(first).device
+    out = shard_model(_empty_plain(model), first.device_mesh)
     out.to_empty(device=device)
     params = dict(model.named_parameters())
     for name, param in out.named_parameters():

@@ -27,7 +27,15 @@ from obliviate.errors import ConfigError, ObliviateError
 from obliviate.metrics.losses import sequence_nll
 from obliviate.metrics.scoring import score_windows
 from obliviate.metrics.tokens import right_pad
-from obliviate.models.sharding import ShardSizes, all_finite, gather_full_model, reshard, shard_model, shard_sizes
+from obliviate.models.sharding import (
+    ShardSizes,
+    all_finite,
+    gather_full_model,
+    process_mesh,
+    reshard,
+    shard_model,
+    shard_sizes,
+)
 
 log = logging.getLogger("obliviate")
 
@@ -68,7 +76,7 @@ class Engine:
             model = _with_lora(model, cfg)
         model.eval()  # dropout off (authors); gradients still flow
         if self.sharded:  # FSDP2 shards in place; Adam then holds only this process's shards of its moments
-            model = shard_model(model.to(self.accelerator.device))
+            model = shard_model(model, process_mesh(self.accelerator.device))
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(
             params, lr=cfg.learning_rate, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay
