@@ -97,7 +97,7 @@ def test_audit_token_stats_are_unchanged_by_the_chunk(tiny):
 
 
 def test_positions_per_chunk_follows_the_vocabulary_budget():
-    assert positions_per_chunk(128_256) == 2**25 // 128_256 == 261
+    assert positions_per_chunk(128_256) == 2**24 // 128_256 == 130
     assert positions_per_chunk(10**9) == 1
 
 

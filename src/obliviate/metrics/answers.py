@@ -1,6 +1,6 @@
 """Scoring answers: chat-formatted (question, answer) batches whose loss counts the answer tokens only, each
-answer's log-likelihood and per-token NLL, TOFU's answer probability and ROUGE recall. Shared by the methods
-(their losses), the evaluations and the attacks."""
+answer's log-likelihood and per-token NLL (from the final hidden states, a chunk of positions at a time), TOFU's
+answer probability and ROUGE recall. Shared by the methods (their losses), the evaluations and the attacks."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from obliviate.metrics.losses import sequence_nll, token_nll
+from obliviate.metrics.losses import per_target_mean
+from obliviate.metrics.teacher_forcing import final_states
 from obliviate.metrics.tokens import right_pad
+from obliviate.metrics.vocab_stats import target_nll
 from obliviate.models.chat import encode_chat_examples
 
 
@@ -39,14 +41,22 @@ def logits_of(model: torch.nn.Module, batch: QABatch) -> torch.Tensor:
     return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
 
 
+def answer_token_nll(model: torch.nn.Module, batch: QABatch, *, chunk: int | None = None) -> torch.Tensor:
+    """Next-token NLL [B, L-1], zero outside ``target_mask``: :func:`token_nll` of the model's logits, computed from
+    the final hidden states ``chunk`` positions at a time (checkpointed), so the [B, L, V] logits never exist."""
+    states, head, _ = final_states(model, batch.input_ids, batch.attention_mask)
+    nll = target_nll(states[:, :-1], batch.input_ids[:, 1:], head, chunk=chunk)
+    return nll * batch.target_mask[:, 1:].to(nll.dtype)
+
+
 def answer_logprob(model: torch.nn.Module, batch: QABatch) -> torch.Tensor:
     """Summed log-likelihood of each row's answer tokens [B] (<= 0)."""
-    return -token_nll(logits_of(model, batch), batch.input_ids, batch.target_mask).sum(dim=1)
+    return -answer_token_nll(model, batch).sum(dim=1)
 
 
 def answer_nll(model: torch.nn.Module, batch: QABatch) -> torch.Tensor:
     """Per-token mean NLL of each row's answer [B] (>= 0)."""
-    return sequence_nll(logits_of(model, batch), batch.input_ids, batch.target_mask)
+    return per_target_mean(answer_token_nll(model, batch), batch.target_mask)
 
 
 @torch.no_grad()

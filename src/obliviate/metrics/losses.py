@@ -16,8 +16,12 @@ def token_nll(logits: torch.Tensor, input_ids: torch.Tensor, target_mask: torch.
 
 def sequence_nll(logits: torch.Tensor, input_ids: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
     """Mean next-token NLL of each row [B] over the row's target tokens (``target_mask`` as in token_nll)."""
-    counts = target_mask[:, 1:].sum(dim=1).clamp_min(1)
-    return token_nll(logits, input_ids, target_mask).sum(dim=1) / counts
+    return per_target_mean(token_nll(logits, input_ids, target_mask), target_mask)
+
+
+def per_target_mean(token_values: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """Each row's sum of ``token_values`` [B, L-1] over the number of its target tokens [B] (at least 1)."""
+    return token_values.sum(dim=1) / target_mask[:, 1:].sum(dim=1).clamp_min(1)
 
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor, total_weight: float) -> torch.Tensor:

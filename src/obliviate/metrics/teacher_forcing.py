@@ -55,6 +55,22 @@ def logits_head(model: torch.nn.Module):
     return head
 
 
+def final_states(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
+                 use_cache: bool = False):  # fmt: skip
+    """One forward pass: (final hidden states [B, L, H] and the head that maps them to logits, or - for an unusual
+    or sharded head - the model's own logits [B, L, V] and None; the model's output, for its KV cache). With a
+    head, the model computes the logits of the last position only (``logits_to_keep=1``)."""
+    head = logits_head(model)
+    if head is None:
+        output = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache)
+        return output.logits, None, output
+    output = model(
+        input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache,
+        output_hidden_states=True, logits_to_keep=1,
+    )  # fmt: skip
+    return output.hidden_states[-1], head, output
+
+
 def model_position_stats(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
@@ -67,18 +83,8 @@ def model_position_stats(
     """One forward pass over a right-padded batch; (:class:`PositionStats` [B, L-1] for predicting
     ``input_ids[:, 1:]``, KV cache or None). The vocabulary projection runs chunk by chunk from the final hidden
     states (see :func:`vocab_stats`); gradients flow when enabled."""
-    head = logits_head(model)
-    targets = input_ids[:, 1:]
-    if head is None:  # unusual or sharded head: take the model's own logits
-        output = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache)
-        stats = vocab_stats(output.logits[:, :-1], targets, chunk=chunk, greedy_only=greedy_only)
-    else:
-        output = model(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=use_cache,
-            output_hidden_states=True, logits_to_keep=1,
-        )  # fmt: skip
-        hidden = output.hidden_states[-1][:, :-1]
-        stats = vocab_stats(hidden, targets, head, chunk=chunk, greedy_only=greedy_only)
+    states, head, output = final_states(model, input_ids, attention_mask, use_cache=use_cache)
+    stats = vocab_stats(states[:, :-1], input_ids[:, 1:], head, chunk=chunk, greedy_only=greedy_only)
     return stats, output.past_key_values if use_cache else None
 
 
