@@ -269,7 +269,7 @@ def test_match_retain_term_is_the_kl_to_the_starting_model(setup):
 
 
 def test_match_minkpp_term_is_the_audits_min_k_plus_plus(setup):
-    from obliviate.methods.match import _scores_and_token_nll, lowest_fraction_mean
+    from obliviate.methods.match import _scores_and_token_nll, _token_stats, lowest_fraction_mean
     from obliviate.metrics.mia import mia_scores
     from obliviate.metrics.scoring import score_windows
 
@@ -281,7 +281,7 @@ def test_match_minkpp_term_is_the_audits_min_k_plus_plus(setup):
     stats = score_windows(loaded.model, windows, pad_id=loaded.tokenizer.pad_token_id, batch_size=4,
                           progress=False).stats  # fmt: skip
     expected = [mia_scores(s, "x")["mia_minkpp"] for s in stats]
-    got = _scores_and_token_nll(loaded.model, windows, loaded.tokenizer.pad_token_id)[0]["minkpp"]
+    got = _scores_and_token_nll(_token_stats(loaded.model, windows, loaded.tokenizer.pad_token_id))[0]["minkpp"]
     assert got == pytest.approx(expected, rel=1e-6)
 
 

@@ -18,6 +18,7 @@ from obliviate.data import SequenceSet
 from obliviate.data.resolve import reference_for, resolve_sequences
 from obliviate.errors import ConfigError
 from obliviate.evaluation import evaluate_utility
+from obliviate.methods.base import CALIBRATION_BATCH_SIZE
 from obliviate.methods.rules import Thresholds
 from obliviate.metrics.audit import MemorizationAudit, against_retain_only, audit_memorization, check_reference
 from obliviate.metrics.reference import ReferenceStats
@@ -25,7 +26,7 @@ from obliviate.metrics.tokens import encode_windows
 from obliviate.models import LoadedModel, load_model
 from obliviate.models.loading import resolve_device, save_trained
 from obliviate.training.engine import Engine, leave_process_group
-from obliviate.unlearning.loop import LoopResult, UnlearningLoop
+from obliviate.unlearning.loop import LoopResult, UnlearningLoop, scores_from_stats
 
 log = logging.getLogger("obliviate")
 
@@ -97,7 +98,7 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
         result, result_model = LoopResult(0, "evaluation only: no unlearning"), evaluated.model
     else:
         result, result_model = _unlearn(ctx, cfg, loaded, windows, forget, reference_windows, retain_windows,
-                                        thresholds, on_cpu)  # fmt: skip
+                                        thresholds, on_cpu, before)  # fmt: skip
     if not state.is_main_process:
         leave_process_group(state)  # leave cleanly (an undestroyed gloo group can abort at exit)
         return {}
@@ -126,19 +127,24 @@ def run_stepwise(ctx: RunContext, cfg: UnlearnConfig) -> dict[str, Any]:
 
 
 def _unlearn(ctx: RunContext, cfg: UnlearnConfig, loaded: LoadedModel, windows, forget: SequenceSet,
-             reference_windows, retain_windows, thresholds: Thresholds, on_cpu: bool):  # fmt: skip
-    """The step-wise unlearning itself, on a copy of an in-memory model: (loop result, unlearned model)."""
+             reference_windows, retain_windows, thresholds: Thresholds, on_cpu: bool,
+             before: MemorizationAudit | None = None):  # fmt: skip
+    """The step-wise unlearning itself, on a copy of an in-memory model: (loop result, unlearned model).
+    ``before``: the starting model's audit, whose statistics a calibrating method reuses where they are the ones
+    it would compute."""
     model = copy.deepcopy(loaded.model) if "model" in ctx.inputs else loaded.model  # never train the caller's model
     engine = Engine(model, loaded.tokenizer.pad_token_id, cfg.training, cpu=on_cpu)
     method = build_stepwise(ctx, cfg, thresholds, retain_windows)
+    audited = _audited_stats(before, engine, cfg)  # the starting model's statistics, when the audit's are these
     loop = UnlearningLoop(
         engine, method, windows, forget.ids, rule=cfg.stop_rule(), thresholds=thresholds,
         max_steps=cfg.training.max_steps, scoring_batch_size=cfg.scoring.batch_size,
         checkpoint_every=cfg.training.checkpoint_every, run_dir=ctx.run_dir, progress=cfg.progress,
-        fingerprint=run_fingerprint(ctx, cfg),
+        fingerprint=run_fingerprint(ctx, cfg), start_scores=scores_from_stats(audited[0]) if audited else None,
     )  # fmt: skip
     # per-sequence targets from never-seen text, on the starting model (a resume then restores the saved ones)
-    method.calibrate(engine, windows, reference_windows, tokenizer=loaded.tokenizer)
+    method.calibrate(engine, windows, reference_windows, tokenizer=loaded.tokenizer,
+                     start_stats=audited)  # fmt: skip
     if cfg.resume:
         loop.resume_from(cfg.resume)
         loop.write_trace_so_far()
@@ -146,6 +152,20 @@ def _unlearn(ctx: RunContext, cfg: UnlearnConfig, loaded: LoadedModel, windows, 
     result_model = engine.full_model(method.result(engine))  # sharded: gathered onto the main process
     engine.accelerator.wait_for_everyone()
     return result, result_model
+
+
+def _audited_stats(before: MemorizationAudit | None, engine: Engine, cfg: UnlearnConfig):
+    """(forget, reference) statistics of the before-audit when they are what calibration and the loop's first
+    scoring would compute on the engine's model: the same weights (no adapter), forward (no autocast), windows and
+    batch size, in one process (a sharded or multi-process run must make its passes on every process); else None
+    (they score)."""
+    if before is None or before.target.stats is None or before.reference.stats is None:
+        return None
+    if engine.world > 1 or cfg.training.lora.enabled or cfg.training.mixed_precision != "no":
+        return None
+    if cfg.scoring.batch_size != CALIBRATION_BATCH_SIZE:  # other batches: equal only to float rounding
+        return None
+    return before.target.stats, before.reference.stats
 
 
 def _against_retain_only(cfg: UnlearnConfig, loaded: LoadedModel, forget: SequenceSet, reference: SequenceSet,

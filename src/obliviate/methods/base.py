@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from obliviate.training.engine import Engine
 
 ASCENT, DESCENT = -1.0, 1.0
+# rows per teacher-forced pass when a method scores windows to calibrate: the audit's default batch size
+# (ScoringConfig.batch_size), so its batches - and values - are the audit's
+CALIBRATION_BATCH_SIZE = 8
 
 
 class MemorizationMethod:
@@ -34,9 +37,11 @@ class MemorizationMethod:
 
     def calibrate(self, engine: Engine, windows: list[list[int]], reference_windows: list[list[int]],
                   masks: list[list[int]] | None = None, reference_masks: list[list[int]] | None = None,
-                  tokenizer: Any = None) -> None:
+                  tokenizer: Any = None, start_stats: tuple[list, list] | None = None) -> None:
         """Called once before the first step with the forget and the never-seen reference windows (the starting
-        model): a method that sets per-sequence targets from never-seen text does it here."""
+        model): a method that sets per-sequence targets from never-seen text does it here. ``start_stats``: the
+        starting model's teacher-forced statistics (``TokenStats``) of both window lists when an audit has just
+        scored them (same model, windows and settings), so they need not be scored again."""
 
     @property
     def stop_rule_name(self) -> str:

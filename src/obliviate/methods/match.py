@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from obliviate.methods.base import MemorizationMethod
+from obliviate.methods.base import CALIBRATION_BATCH_SIZE, MemorizationMethod
 from obliviate.methods.match_objective import (  # noqa: F401 - flip_term, lowest_fraction_mean: MATCH's API
     RowGoals,
     TermSettings,
@@ -128,22 +128,28 @@ class NeverSeenMatching(MemorizationMethod):
         return "never-seen match"
 
     def calibrate(self, engine, windows, reference_windows, masks=None, reference_masks=None,
-                  tokenizer=None) -> None:  # fmt: skip
+                  tokenizer=None, start_stats=None) -> None:  # fmt: skip
         start = engine.unwrapped
         if tokenizer is not None and masks is None and self.neighbour_weight:
             self._tokenizer = tokenizer
             gaps = [_gaps(engine, start, tokenizer, w, NEIGHBOUR_SEED, 2) for w in (windows, reference_windows)]
             self.gap_targets = quantile_targets(*gaps)
-        forget, _ = _scores_and_token_nll(start, windows, engine.pad_id, masks, tail=self.tail)
+        forget_stats, reference_stats = start_stats or (None, None)
+        if forget_stats is None:
+            forget_stats = _token_stats(start, windows, engine.pad_id)
+        forget, _ = _scores_and_token_nll(forget_stats, masks, tail=self.tail)
         self._start_scores, self._reference = forget, (reference_windows, reference_masks)
-        self._set_targets(start, engine.pad_id)
+        self._set_targets(start, engine.pad_id, reference_stats)
 
-    def _set_targets(self, model, pad_id: int) -> None:
-        """Targets from the never-seen set scored under ``model``; the forget set keeps its starting ranks."""
+    def _set_targets(self, model, pad_id: int, stats=None) -> None:
+        """Targets from the never-seen set scored under ``model`` (``stats``: its statistics, when already
+        scored); the forget set keeps its starting ranks."""
         assert self._start_scores is not None and self._reference is not None
         forget = self._start_scores
         windows, masks = self._reference
-        reference, reference_tokens = _scores_and_token_nll(model, windows, pad_id, masks, tail=self.tail)
+        if stats is None:
+            stats = _token_stats(model, windows, pad_id)
+        reference, reference_tokens = _scores_and_token_nll(stats, masks, tail=self.tail)
         self.targets = quantile_targets(forget["loss"], reference["loss"])
         self.ma_targets = np.clip(quantile_targets(forget["ma"], reference["ma"]), self.thresholds.lower,
                                   self.thresholds.upper)  # fmt: skip
@@ -298,14 +304,19 @@ def _gaps(engine, model, tokenizer, windows: list[list[int]], seed: int, n: int)
     return copies.reshape(len(windows), n).mean(1) - own
 
 
-@torch.no_grad()
-def _scores_and_token_nll(model, windows, pad_id, masks=None, batch_size: int = 8, tail: float = 0.2):
-    """One teacher-forced pass: per window its MA, mean NLL and mean entropy (as ``Engine.score``) and its
-    Min-K%++ score (as the audit's, lowest ``tail``), and every counted token's NLL (one flat array)."""
-    from obliviate.metrics.mia import min_k_plus_plus
+def _token_stats(model, windows, pad_id, batch_size: int = CALIBRATION_BATCH_SIZE):
+    """One teacher-forced pass over ``windows`` (the audit's: same batches and statistics as its ``score_set``)."""
     from obliviate.metrics.scoring import score_windows
 
-    stats = score_windows(model, windows, pad_id=pad_id, batch_size=batch_size, progress=False).stats
+    return score_windows(model, windows, pad_id=pad_id, batch_size=batch_size, progress=False).stats
+
+
+def _scores_and_token_nll(stats, masks=None, tail: float = 0.2):
+    """From one teacher-forced pass's statistics: per window its MA, mean NLL and mean entropy (as
+    ``Engine.score``) and its Min-K%++ score (as the audit's, lowest ``tail``), and every counted token's NLL
+    (one flat array)."""
+    from obliviate.metrics.mia import min_k_plus_plus
+
     keep = [np.asarray(masks[i][1:], dtype=bool) if masks else slice(None) for i in range(len(stats))]
     nll = [-s.target_logprob[k] for s, k in zip(stats, keep)]
     scores = {"ma": np.array([s.matches[k].mean() for s, k in zip(stats, keep)]),

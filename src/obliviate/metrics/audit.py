@@ -23,7 +23,8 @@ from obliviate.metrics.reference import (
     two_sided_outlier_score,
 )
 from obliviate.metrics.roc import roc_summary
-from obliviate.metrics.scoring import score_windows
+from obliviate.metrics.scoring import WindowScores, score_windows
+from obliviate.metrics.teacher_forcing import TokenStats
 from obliviate.metrics.tokens import encode_windows
 from obliviate.metrics.uncertainty import auc_intervals, band_intervals, ks_forget_quality, privleak
 from obliviate.models import LoadedModel
@@ -37,6 +38,9 @@ class SetScores:
 
     ids: list[str]
     values: dict[str, np.ndarray]
+    # the teacher-forced statistics they came from (one per sequence; None where scores were loaded, not scored):
+    # a method calibrating on the same model, windows and settings reuses them instead of scoring again
+    stats: list[TokenStats] | None = field(default=None, repr=False, compare=False)
 
     def per_sample(self) -> dict[str, dict[str, float]]:
         return {sid: {k: float(v[i]) for k, v in self.values.items()} for i, sid in enumerate(self.ids)}
@@ -70,42 +74,39 @@ def score_set(
             raise DataError(f"EL_{max(cfg.el_n)} needs sequences of at least {need} tokens; {len(short)} of "
                             f"{sequences.name!r} are shorter: {shown}. Lower --el-n or drop them.")  # fmt: skip
     texts = tokenizer.batch_decode(windows)
+    copies = _neighbour_windows(tokenizer, texts, cfg)
+    # the neighbourhood copies share the originals' length-sorted batches (only the originals are decoded for EL)
     scored = score_windows(
         model,
-        windows,
+        windows + copies,
         pad_id=tokenizer.pad_token_id,
         batch_size=cfg.batch_size,
         el_ns=tuple(cfg.el_n),
         el_stride=cfg.el_stride,
         decode_batch_size=cfg.decode_batch_size,
         progress=progress,
-        desc=f"scoring {desc}".strip(),
+        desc=f"scoring {desc}".strip() + (f" (+ {len(copies)} neighbours)" if copies else ""),
+        el_rows=len(windows),
     )
-    values = scored.memorization(cfg.es_convention, cfg.drop_last_token)
+    own = WindowScores(stats=scored.stats[: len(windows)], extraction=scored.extraction)
+    values = own.memorization(cfg.es_convention, cfg.drop_last_token)
     mia = [mia_scores(stats, text, cfg.min_k, minkpp_floor=cfg.minkpp_floor, drop_last_token=cfg.drop_last_token)
-           for stats, text in zip(scored.stats, texts)]  # fmt: skip
+           for stats, text in zip(own.stats, texts)]  # fmt: skip
     for key in MIA_SCORES:
         values[key] = np.array([row[key] for row in mia])
-    if cfg.neighbours:
-        values["neighbourhood_gap"] = _neighbourhood_gap(loaded, texts, -values["loss"], cfg, progress, desc)
-    return SetScores(ids=list(sequences.ids), values=values)
+    if copies:  # ll(x) - mean ll(perturbations of x)
+        neighbour_ll = np.array([s.target_logprob.mean() for s in scored.stats[len(windows) :]])
+        values["neighbourhood_gap"] = -values["loss"] - neighbour_ll.reshape(len(texts), cfg.neighbours).mean(axis=1)
+    return SetScores(ids=list(sequences.ids), values=values, stats=own.stats)
 
 
-def _neighbourhood_gap(loaded, texts, loglik, cfg: ScoringConfig, progress: bool, desc: str) -> np.ndarray:
-    """ll(x) - mean ll(perturbations of x); each set is perturbed on its own (never reusing another's)."""
+def _neighbour_windows(tokenizer, texts: list[str], cfg: ScoringConfig) -> list[list[int]]:
+    """``cfg.neighbours`` perturbed copies of each text, grouped per text, as windows; each set is perturbed on
+    its own (never reusing another's)."""
+    if not cfg.neighbours:
+        return []
     perturbed = neighbours(texts, cfg.neighbours, seed=cfg.seed, fraction=cfg.perturb_fraction)
-    flat = [variant for variants in perturbed for variant in variants]
-    windows = encode_windows(loaded.tokenizer, flat, cfg.max_tokens)
-    scored = score_windows(
-        loaded.model,
-        windows,
-        pad_id=loaded.tokenizer.pad_token_id,
-        batch_size=cfg.batch_size,
-        progress=progress,
-        desc=f"neighbours {desc}".strip(),
-    )
-    neighbour_ll = -scored.memorization()["loss"].reshape(len(texts), cfg.neighbours)
-    return loglik - neighbour_ll.mean(axis=1)
+    return encode_windows(tokenizer, [variant for variants in perturbed for variant in variants], cfg.max_tokens)
 
 
 @dataclass

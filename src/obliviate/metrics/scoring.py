@@ -56,29 +56,32 @@ def score_windows(
     full_stats: bool = True,
     progress: bool = True,
     desc: str = "scoring",
+    el_rows: int | None = None,
 ) -> WindowScores:
     """Teacher-forced statistics for every window; EL_n for each n in ``el_ns`` when given.
 
     ``full_stats=False`` keeps only the greedy predictions (MA, ES, EL): the cheapest pass, used when only
-    memorization is needed (e.g. re-scoring after every unlearning step)."""
+    memorization is needed (e.g. re-scoring after every unlearning step). ``el_rows``: EL_n only for the first
+    ``el_rows`` windows (the extraction arrays have that length; default all), so that windows which need only
+    their statistics (an audit's neighbourhood copies) share the length-sorted batches of those that are
+    decoded."""
     device = next(model.parameters()).device
     stats: list[TokenStats | None] = [None] * len(windows)
-    extraction = {f"el_{n}": np.full(len(windows), np.nan) for n in el_ns}
+    el_rows = len(windows) if el_rows is None else el_rows
+    extraction = {f"el_{n}": np.full(el_rows, np.nan) for n in el_ns}
     batches = length_sorted_batches(windows, batch_size)
     bar = tqdm(total=len(windows), desc=desc, unit="seq", disable=not progress, leave=False)
     decode_bar = tqdm(desc=f"{desc}: EL decoding", unit="row", disable=not (progress and el_ns), leave=False)
     for indices in batches:
         input_ids, mask = right_pad([windows[i] for i in indices], pad_id, device)
         lengths = [len(windows[i]) for i in indices]
-        batch_stats, cache = forward_token_stats(
-            model, input_ids, mask, lengths, full=full_stats, use_cache=bool(el_ns)
-        )
+        decode = bool(el_ns) and min(indices) < el_rows
+        batch_stats, cache = forward_token_stats(model, input_ids, mask, lengths, full=full_stats, use_cache=decode)
         for index, seq_stats in zip(indices, batch_stats):
             stats[index] = seq_stats
-        if el_ns:
-            _extraction_for_batch(
-                model, cache, batch_stats, indices, el_ns, el_stride, decode_batch_size, extraction, decode_bar
-            )
+        if decode:
+            _extraction_for_batch(model, cache, batch_stats, indices, el_ns, el_stride, decode_batch_size,
+                                  extraction, decode_bar, el_rows)  # fmt: skip
         bar.update(len(indices))
     bar.close()
     decode_bar.close()
@@ -86,9 +89,10 @@ def score_windows(
 
 
 def _extraction_for_batch(
-    model, cache, batch_stats, indices, el_ns, el_stride, decode_batch_size, extraction, decode_bar
+    model, cache, batch_stats, indices, el_ns, el_stride, decode_batch_size, extraction, decode_bar, el_rows
 ):
-    prefix_sets = [sorted({p for n in el_ns for p in prefixes_for(len(s.tokens), n, el_stride)}) for s in batch_stats]
+    prefix_sets = [sorted({p for n in el_ns for p in prefixes_for(len(s.tokens), n, el_stride)}) if i < el_rows
+                   else [] for s, i in zip(batch_stats, indices)]  # fmt: skip
     jobs = plan_jobs(batch_stats, prefix_sets)
     decode_bar.total = (decode_bar.total or 0) + len(jobs)
     decode_bar.refresh()
@@ -97,5 +101,7 @@ def _extraction_for_batch(
     for (row, prefix_len), tokens in decoded.items():
         per_row[row][prefix_len] = tokens
     for row, (index, seq_stats) in enumerate(zip(indices, batch_stats)):
+        if index >= el_rows:
+            continue
         for n in el_ns:
             extraction[f"el_{n}"][index] = extraction_likelihood(seq_stats, per_row[row], n, el_stride)

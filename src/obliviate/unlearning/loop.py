@@ -20,6 +20,7 @@ from obliviate.errors import ConfigError
 from obliviate.io import write_json_atomic
 from obliviate.methods.base import MemorizationMethod
 from obliviate.methods.rules import StopRule, Thresholds
+from obliviate.metrics.teacher_forcing import TokenStats
 from obliviate.training.engine import Engine, TrainingDiverged, WeightsDiverged
 
 log = logging.getLogger("obliviate")
@@ -54,6 +55,7 @@ class UnlearningLoop:
         progress: bool = True,
         masks: list[list[int]] | None = None,
         fingerprint: dict[str, str] | None = None,
+        start_scores: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.engine, self.method, self.windows, self.ids = engine, method, windows, ids
         self.rule, self.thresholds, self.max_steps = rule, thresholds, max_steps
@@ -64,6 +66,9 @@ class UnlearningLoop:
         self.start_step = 0
         # what a checkpoint must match to be resumed here: model, data, method, settings (see read_checkpoint_state)
         self.fingerprint = fingerprint or {}
+        # the starting model's scores when an audit already has them (:func:`scores_from_stats`): the first step
+        # then skips its scoring pass
+        self.start_scores = start_scores
 
     # the loop -------------------------------------------------------------------------------------------
     def run(self) -> LoopResult:
@@ -73,9 +78,15 @@ class UnlearningLoop:
             disable=not (self.progress and engine.is_main), leave=False,
         )  # fmt: skip
         step, reason = self.start_step, "max_steps"
+        known = self.start_scores if step == 0 else None  # a resumed run's model is no longer the starting one
         while True:
             started = time.perf_counter()
-            scores = engine.score(method.scored_model(engine), self.windows, self.scoring_batch_size, self.masks)
+            scored = method.scored_model(engine)
+            if known is not None and scored is engine.unwrapped:
+                scores = known
+            else:
+                scores = engine.score(scored, self.windows, self.scoring_batch_size, self.masks)
+            known = None
             method.scores = scores
             ma = method.observe(engine, scores["ma"])
             record = self._record(step, ma, scores)
@@ -186,6 +197,15 @@ class UnlearningLoop:
         self.trace = list(state["trace"])
         self.start_step = int(state["step"])
         log.info("resumed from %s at step %d", path, self.start_step)
+
+
+def scores_from_stats(stats: list[TokenStats]) -> dict[str, np.ndarray]:
+    """:meth:`Engine.score`'s values (MA, mean NLL, mean predictive entropy per window, no masks) from statistics
+    an audit computed on the same model and windows."""
+    rows = [[float(s.matches.mean()), float(-s.target_logprob.mean()), float(-s.expected_logprob.mean())]
+            for s in stats]  # fmt: skip
+    out = np.array(rows, dtype=float).reshape(len(stats), 3)
+    return {"ma": out[:, 0], "loss": out[:, 1], "entropy": out[:, 2]}
 
 
 def read_checkpoint_state(path: Path, method: str, fingerprint: dict[str, str] | None = None) -> dict[str, Any]:
