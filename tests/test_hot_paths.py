@@ -138,3 +138,36 @@ def test_memorization_run_reuses_the_before_audit_and_its_figures_are_unchanged(
     assert _without_timings(trace) == _without_timings(again)
     assert _without_timings(reused.metrics) == _without_timings(rescored.metrics)
 
+
+def test_step_micro_batches_go_longest_first_with_the_same_gradient(memorizing_model, monkeypatch):
+    """Base methods (GA, SGA, TA, TAU) hand the engine their rows longest first: each micro-batch pads to rows of
+    similar length, and the gradient is the one of the given order (to float rounding)."""
+    import torch
+
+    from obliviate.methods.base import MemorizationMethod, by_length
+    from obliviate.training import engine as engine_module
+
+    tok = memorizing_model.tokenizer
+    windows = [tok(t).input_ids[:n] for t, n in zip(TRAINED_TEXTS, (12, 40, 20, 48))]
+    padded = []
+    right_pad = engine_module.right_pad
+
+    def counted(rows, *args):
+        padded.append(len(rows) * max(map(len, rows)))
+        return right_pad(rows, *args)
+
+    monkeypatch.setattr(engine_module, "right_pad", counted)
+    grads, losses = [], []
+    for order in ([0, 1, 2, 3], by_length(windows, [0, 1, 2, 3])):
+        engine = Engine(copy.deepcopy(memorizing_model.model), 256, TrainingConfig(micro_batch_size=2))
+        losses.append(engine.accumulate_gradients(windows, order, sign=-1.0))
+        grads.append(torch.cat([p.grad.flatten() for p in engine.unwrapped.parameters()]))
+    assert by_length(windows, [0, 1, 2, 3]) == [3, 1, 2, 0]
+    assert padded == [2 * 40, 2 * 48, 2 * 48, 2 * 20]  # 176 padded tokens in the given order, 136 longest first
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
+    assert torch.allclose(grads[1], grads[0], rtol=1e-4, atol=1e-7)
+    method = MemorizationMethod("outliers", None)
+    seen = []
+    monkeypatch.setattr(Engine, "step", lambda self, w, selected, *a: seen.append(selected) or {})
+    method.step(engine, windows, [0, 1, 2, 3])
+    assert seen == [[3, 1, 2, 0]]

@@ -19,6 +19,11 @@ ASCENT, DESCENT = -1.0, 1.0
 CALIBRATION_BATCH_SIZE = 8
 
 
+def by_length(windows: list[list[int]], selected: list[int]) -> list[int]:
+    """``selected`` longest window first (ties in their given order): consecutive micro-batches of similar length."""
+    return sorted(selected, key=lambda i: -len(windows[i]))
+
+
 class MemorizationMethod:
     """Base class: gradient ascent on every sequence, judged on the trained model (that is GA)."""
 
@@ -62,8 +67,9 @@ class MemorizationMethod:
     def step(self, engine: Engine, windows: list[list[int]], selected: list[int],
              masks: list[list[int]] | None = None) -> dict[str, float]:  # fmt: skip
         """One optimizer step on the selected windows: sign * their mean NLL (the engine's micro-batched step);
-        ``masks``: the tokens that count (an answer's, on question-answer data), None for all."""
-        return engine.step(windows, selected, self.sign(), masks)
+        ``masks``: the tokens that count (an answer's, on question-answer data), None for all. The rows go longest
+        first, so each micro-batch pads only to rows of similar length (the mean does not depend on the order)."""
+        return engine.step(windows, by_length(windows, selected), self.sign(), masks)
 
     def select(self, ma: np.ndarray) -> np.ndarray:
         return np.arange(len(ma))
