@@ -17,8 +17,8 @@ import torch
 from pydantic import Field
 
 from obliviate.methods.spec import MethodConfig
-from obliviate.metrics.answers import QABatch, logits_of
-from obliviate.metrics.losses import sequence_nll, token_nll
+from obliviate.metrics.answers import QABatch, answer_token_nll
+from obliviate.metrics.losses import per_target_mean
 
 NLLReduction = Literal["tokens", "answers"]
 
@@ -46,16 +46,16 @@ def answer_lengths(batch: QABatch) -> torch.Tensor:
     return reference_labels(batch).sum(dim=1)
 
 
-def reduce_nll(logits: torch.Tensor, batch: QABatch, reduction: NLLReduction) -> torch.Tensor:
-    """The batch's NLL on its target tokens, one scalar, reduced by ``reduction``."""
+def reduce_token_nll(nll: torch.Tensor, batch: QABatch, reduction: NLLReduction) -> torch.Tensor:
+    """One scalar from the batch's next-token NLL [B, L-1] (zero outside its targets), reduced by ``reduction``."""
     if reduction == "answers":
-        return sequence_nll(logits, batch.input_ids, batch.target_mask).mean()
+        return per_target_mean(nll, batch.target_mask).mean()
     if reduction == "tokens":
-        count = batch.target_mask[:, 1:].sum().clamp_min(1)
-        return token_nll(logits, batch.input_ids, batch.target_mask).sum() / count
+        return nll.sum() / batch.target_mask[:, 1:].sum().clamp_min(1)
     raise ValueError(f"nll_reduction must be 'tokens' or 'answers', not {reduction!r}")
 
 
 def batch_nll(model: torch.nn.Module, batch: QABatch, reduction: NLLReduction) -> torch.Tensor:
-    """``model``'s NLL on the batch's target tokens, one scalar, reduced by ``reduction``."""
-    return reduce_nll(logits_of(model, batch), batch, reduction)
+    """``model``'s NLL on the batch's target tokens, one scalar, reduced by ``reduction`` (from the final hidden
+    states in chunks: no [B, L, V] logits)."""
+    return reduce_token_nll(answer_token_nll(model, batch), batch, reduction)
