@@ -24,7 +24,8 @@ from transformers import PreTrainedModel
 
 from obliviate.config import TrainingConfig
 from obliviate.errors import ConfigError, ObliviateError
-from obliviate.metrics.losses import sequence_nll
+from obliviate.metrics.answers import QABatch, answer_token_nll
+from obliviate.metrics.losses import per_target_mean
 from obliviate.metrics.scoring import score_windows
 from obliviate.metrics.tokens import right_pad
 from obliviate.models.sharding import (
@@ -206,8 +207,8 @@ class Engine:
             targets = mask if loss_masks is None else right_pad([loss_masks[i] for i in rows], 0, self.device)[0]
             sync = nullcontext() if r == rounds - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
-                logits = self.model(input_ids=input_ids, attention_mask=mask).logits
-                nll = sequence_nll(logits, input_ids, targets)
+                # from the final hidden states in checkpointed chunks: no [B, L, V] logits kept for backward
+                nll = per_target_mean(answer_token_nll(self.model, QABatch(input_ids, mask, targets)), targets)
                 self.accelerator.backward(nll.sum() * (scale * weight))
             nll_sum += nll.detach().sum() * weight
         return float(self.accelerator.reduce(nll_sum, reduction="sum")) / len(selected)
