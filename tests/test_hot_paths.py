@@ -171,3 +171,26 @@ def test_step_micro_batches_go_longest_first_with_the_same_gradient(memorizing_m
     monkeypatch.setattr(Engine, "step", lambda self, w, selected, *a: seen.append(selected) or {})
     method.step(engine, windows, [0, 1, 2, 3])
     assert seen == [[3, 1, 2, 0]]
+
+
+def test_scoring_splits_a_batch_where_padding_costs_more_than_a_forward(memorizing_model, monkeypatch):
+    """A length-sorted batch of very different lengths runs as groups of similar length (fewer padded tokens),
+    with the values of scoring each window alone (to float rounding)."""
+    from obliviate.metrics import scoring
+
+    tok = memorizing_model.tokenizer
+    text = " ".join(TRAINED_TEXTS + UNSEEN_TEXTS)
+    windows = [tok(text).input_ids[:n] for n in (12, 120, 20, 110, 16, 116)]
+    padded = []
+    forward = scoring.forward_token_stats
+
+    def counted(model, ids, *args, **kwargs):
+        padded.append(ids.numel())
+        return forward(model, ids, *args, **kwargs)
+
+    monkeypatch.setattr(scoring, "forward_token_stats", counted)
+    scored = scoring.score_windows(memorizing_model.model, windows, pad_id=256, batch_size=8, progress=False)
+    assert padded == [3 * 120, 3 * 20]  # one batch of 6 split in two: 420 padded tokens instead of 6 x 120 = 720
+    alone = scoring.score_windows(memorizing_model.model, windows, pad_id=256, batch_size=1, progress=False)
+    for key, values in alone.memorization().items():
+        assert scored.memorization()[key] == pytest.approx(values, rel=1e-5, abs=1e-6), key

@@ -18,7 +18,6 @@ from obliviate.data import SequenceSet
 from obliviate.data.resolve import reference_for, resolve_sequences
 from obliviate.errors import ConfigError
 from obliviate.evaluation import evaluate_utility
-from obliviate.methods.base import CALIBRATION_BATCH_SIZE
 from obliviate.methods.rules import Thresholds
 from obliviate.metrics.audit import MemorizationAudit, against_retain_only, audit_memorization, check_reference
 from obliviate.metrics.reference import ReferenceStats
@@ -156,14 +155,12 @@ def _unlearn(ctx: RunContext, cfg: UnlearnConfig, loaded: LoadedModel, windows, 
 
 def _audited_stats(before: MemorizationAudit | None, engine: Engine, cfg: UnlearnConfig):
     """(forget, reference) statistics of the before-audit when they are what calibration and the loop's first
-    scoring would compute on the engine's model: the same weights (no adapter), forward (no autocast), windows and
-    batch size, in one process (a sharded or multi-process run must make its passes on every process); else None
-    (they score)."""
+    scoring would compute on the engine's model: the same weights (no adapter), forward (no autocast) and windows,
+    in one process (a sharded or multi-process run must make its passes on every process); else None (they score).
+    Only the batches differ (the audit's hold the neighbourhood copies too): values equal to float rounding."""
     if before is None or before.target.stats is None or before.reference.stats is None:
         return None
     if engine.world > 1 or cfg.training.lora.enabled or cfg.training.mixed_precision != "no":
-        return None
-    if cfg.scoring.batch_size != CALIBRATION_BATCH_SIZE:  # other batches: equal only to float rounding
         return None
     return before.target.stats, before.reference.stats
 

@@ -14,9 +14,6 @@ if TYPE_CHECKING:
     from obliviate.training.engine import Engine
 
 ASCENT, DESCENT = -1.0, 1.0
-# rows per teacher-forced pass when a method scores windows to calibrate: the audit's default batch size
-# (ScoringConfig.batch_size), so its batches - and values - are the audit's
-CALIBRATION_BATCH_SIZE = 8
 
 
 def by_length(windows: list[list[int]], selected: list[int]) -> list[int]:

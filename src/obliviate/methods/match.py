@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from obliviate.methods.base import CALIBRATION_BATCH_SIZE, MemorizationMethod
+from obliviate.methods.base import MemorizationMethod
 from obliviate.methods.match_objective import (  # noqa: F401 - flip_term, lowest_fraction_mean: MATCH's API
     RowGoals,
     TermSettings,
@@ -304,8 +304,8 @@ def _gaps(engine, model, tokenizer, windows: list[list[int]], seed: int, n: int)
     return copies.reshape(len(windows), n).mean(1) - own
 
 
-def _token_stats(model, windows, pad_id, batch_size: int = CALIBRATION_BATCH_SIZE):
-    """One teacher-forced pass over ``windows`` (the audit's: same batches and statistics as its ``score_set``)."""
+def _token_stats(model, windows, pad_id, batch_size: int = 8):
+    """One teacher-forced pass over ``windows`` (the statistics the audit's ``score_set`` computes)."""
     from obliviate.metrics.scoring import score_windows
 
     return score_windows(model, windows, pad_id=pad_id, batch_size=batch_size, progress=False).stats

@@ -18,7 +18,7 @@ from obliviate.metrics.extraction import (
     run_jobs,
 )
 from obliviate.metrics.teacher_forcing import TokenStats, forward_token_stats, predicted_tokens
-from obliviate.metrics.tokens import length_sorted_batches, right_pad
+from obliviate.metrics.tokens import length_groups, length_sorted_batches, right_pad
 
 
 @dataclass
@@ -69,7 +69,7 @@ def score_windows(
     stats: list[TokenStats | None] = [None] * len(windows)
     el_rows = len(windows) if el_rows is None else el_rows
     extraction = {f"el_{n}": np.full(el_rows, np.nan) for n in el_ns}
-    batches = length_sorted_batches(windows, batch_size)
+    batches = _batches(model, windows, batch_size)
     bar = tqdm(total=len(windows), desc=desc, unit="seq", disable=not progress, leave=False)
     decode_bar = tqdm(desc=f"{desc}: EL decoding", unit="row", disable=not (progress and el_ns), leave=False)
     for indices in batches:
@@ -86,6 +86,17 @@ def score_windows(
     bar.close()
     decode_bar.close()
     return WindowScores(stats=[s for s in stats if s is not None], extraction=extraction)
+
+
+def _batches(model, windows: list[list[int]], batch_size: int) -> list[list[int]]:
+    """Length-sorted batches of at most ``batch_size``, each split where padding its rows to one length costs more
+    than another forward (:func:`length_groups`; e.g. 8 passages of 76-167 tokens: 1,116 instead of 1,336 padded
+    tokens, about 18% faster here). A sharded model keeps the fixed batches: its forwards are collectives, so every
+    process must make as many."""
+    batches = length_sorted_batches(windows, batch_size)
+    if any(type(p).__name__ == "DTensor" for p in model.parameters()):
+        return batches
+    return [[batch[k] for k in group] for batch in batches for group in length_groups([len(windows[i]) for i in batch])]
 
 
 def _extraction_for_batch(
