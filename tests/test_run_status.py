@@ -72,3 +72,33 @@ def test_compare_refuses_a_failed_or_killed_run(status, tmp_path):
     expected = "failed" if status["status"] == "failed" else "interrupted"
     assert result.exit_code == 2 and f"is not a finished run (status '{expected}'" in text, text
     assert not out.exists() or not list(out.iterdir())
+
+
+@pytest.mark.parametrize("signum, after_lines", [(signal.SIGTERM, "checkpoint"),
+                                                 (signal.SIGHUP, "on the memorization benchmark")])
+def test_sigterm_and_sighup_end_a_run_as_an_interrupt(signum, after_lines, sequence_files, tmp_path):
+    # what a scheduler, `timeout` or a container stop sends: the run is marked failed (interrupted), the exit code
+    # is 128 + the signal, no traceback, and no staging or half-written checkpoint folder is left behind
+    model_dir, forget, ref = sequence_files
+    args = [sys.executable, "-m", "obliviate", "unlearn", str(forget), "--reference", str(ref), "--model",
+            str(model_dir), "--method", "ga", "--learning-rate", "1e-12", "--max-steps", "500", "--no-progress",
+            "--set", "benchmark.training.checkpoint_every=1", "--set", "benchmark.scoring.neighbours=0",
+            "--set", "benchmark.utility.fluency_prompts=0", "--output-dir", str(tmp_path)]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    seen = []
+    for line in proc.stdout:  # wait until the run is where the signal should land
+        seen.append(line)
+        if after_lines in line.lower():
+            break
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    seen += proc.stdout.readlines()
+    assert proc.wait(timeout=120) == 128 + signum, "".join(seen)
+    output = "".join(seen)
+    assert "Traceback" not in output and f"interrupted by {signal.Signals(signum).name}" in output
+    (run_dir,) = tmp_path.glob("memorization-ga-*")
+    status = read_status(run_dir)
+    assert status["status"] == "failed" and status["error"] == f"interrupted ({signal.Signals(signum).name})"
+    leftovers = [p for p in run_dir.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")]
+    assert not leftovers and not (run_dir / "model").exists()

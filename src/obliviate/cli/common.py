@@ -5,6 +5,9 @@ fast); commands import what they need when they run."""
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,12 +50,43 @@ def setup_logging(verbose: bool) -> None:
     logger.propagate = False  # a library that configures the root logger (absl, via rouge-score) would echo it
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a scheduler, ``timeout``, a container stop, a closed terminal), raised where the program
+    is, so that it unwinds as an interrupt does: the run directory is marked failed ('interrupted (SIGTERM)') and
+    staging folders are removed on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def signals_as_interrupts():
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` (the main thread only: elsewhere Python
+    cannot install handlers, and the block runs unchanged); the previous handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated(signum)
+
+    previous = {signum: signal.signal(signum, raise_terminated) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_action(build, action):
     """Build the config and run the action. The toolkit's errors (bad input, config, data, model) and file-system
-    errors become a clear message and exit code 2; an interrupt exits 130; anything else is a bug: one line and
-    exit 1, the traceback in the run's run.log (and on the console with --verbose)."""
+    errors become a clear message and exit code 2; an interrupt exits 130, SIGTERM 143 and SIGHUP 129 (128 + the
+    signal, as a shell reports it); anything else is a bug: one line and exit 1, the traceback in the run's run.log
+    (and on the console with --verbose)."""
     try:
-        return action(build())
+        with signals_as_interrupts():
+            return action(build())
     except ObliviateError as exc:
         print_error(str(exc))
         raise typer.Exit(2) from None
@@ -60,9 +94,11 @@ def run_action(build, action):
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print_error(f"{exc.strerror or exc}{where}")
         raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        print_error("interrupted (the run directory, if one was made, is marked failed)")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        by = f" by {signal.Signals(signum).name}" if signum != signal.SIGINT else ""
+        print_error(f"interrupted{by} (the run directory, if one was made, is marked failed)")
+        raise typer.Exit(128 + signum) from None
     except Exception as exc:
         if logging.getLogger("obliviate").isEnabledFor(logging.DEBUG):
             raise

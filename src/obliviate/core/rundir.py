@@ -187,7 +187,10 @@ class TrackedRun:
             if exc is None:
                 write_status(self.path, "finished")
             else:
-                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM / SIGHUP turned into one by the CLI
+                    reason = f"interrupted ({exc})" if str(exc) else "interrupted"
+                else:
+                    reason = f"{type(exc).__name__}: {exc}"
                 write_status(self.path, "failed", error=reason)
                 if self._log.handler is not None:  # the traceback goes to run.log only, never to the console
                     trace = "".join(traceback.format_exception(exc_type, exc, tb))

@@ -161,15 +161,19 @@ class UnlearningLoop:
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_model(self.engine.unwrapped, str(tmp / "model.safetensors"))
-        torch.save(self.engine.optimizer.state_dict(), tmp / "optimizer.pt")
-        tensors = {k: v.detach().contiguous() for k, v in self.method.tensors().items()}
-        if tensors:
-            save_file(tensors, str(tmp / "method.safetensors"))
-        state = {"step": step, "method": self.method.name, "method_state": self.method.state(), "trace": self.trace,
-                 "fingerprint": self.fingerprint}  # fmt: skip
-        write_json_atomic(tmp / "state.json", state)
-        tmp.rename(final)
+        try:
+            save_model(self.engine.unwrapped, str(tmp / "model.safetensors"))
+            torch.save(self.engine.optimizer.state_dict(), tmp / "optimizer.pt")
+            tensors = {k: v.detach().contiguous() for k, v in self.method.tensors().items()}
+            if tensors:
+                save_file(tensors, str(tmp / "method.safetensors"))
+            state = {"step": step, "method": self.method.name, "method_state": self.method.state(),
+                     "trace": self.trace, "fingerprint": self.fingerprint}  # fmt: skip
+            write_json_atomic(tmp / "state.json", state)
+            tmp.rename(final)
+        except BaseException:  # a full disk, an interrupt, SIGTERM: no half-written checkpoint is left behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         size = sum(f.stat().st_size for f in final.iterdir())
         keep = self.engine.cfg.keep_checkpoints
         for old in sorted(final.parent.glob("step-[0-9]*"))[:-keep]:
