@@ -11,8 +11,6 @@ import argparse
 import statistics
 import time
 
-import numpy as np
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,24 +21,18 @@ def main() -> None:
 
     from obliviate.config import TrainingConfig
     from obliviate.data.examples import builtin_sequences
-    from obliviate.methods.match import NeverSeenMatching
-    from obliviate.methods.rules import Thresholds
     from obliviate.metrics.tokens import encode_windows
     from obliviate.models import load_model
     from obliviate.training.engine import Engine
+    from primed_match import primed_match
 
     loaded = load_model(args.model, device="cpu", dtype="float32")
     texts = builtin_sequences("famous").texts[: args.passages]
     windows = encode_windows(loaded.tokenizer, texts, 200)
     n, selected = len(windows), list(range(len(windows)))
     engine = Engine(loaded.model, loaded.tokenizer.pad_token_id, TrainingConfig(learning_rate=1e-12))
-    method = NeverSeenMatching("outliers", Thresholds(tau=0.3, upper=0.6, lower=0.1))
-    method.targets, method.ma_targets = np.full(n, 4.0), np.full(n, 0.3)
-    method.entropy_targets, method.minkpp_targets = np.full(n, 3.0), np.full(n, -1.0)
-    method.tol = method.entropy_tol = method.minkpp_tol = 0.01
-    method.cap = 8.0
-    method.scores = {"loss": np.full(n, 1.0), "entropy": np.full(n, 1.0), "ma": np.full(n, 0.8)}
-    method.select(np.full(n, 0.8))
+    method, _ = primed_match(n, thresholds=(0.3, 0.6, 0.1), loss=(4.0, 1.0), entropy=(3.0, 1.0), ma=(0.3, 0.8),
+                             tol=0.01, cap=8.0)  # fmt: skip
     timings: dict[str, list[float]] = {"plain": [], "match": []}
     steps = {"plain": lambda: engine.step(windows, selected, -1.0),
              "match": lambda: method.step(engine, windows, selected)}

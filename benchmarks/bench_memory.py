@@ -60,20 +60,11 @@ def _windows(length: int) -> list[list[int]]:
 
 
 def _match_step(engine, windows):
-    import numpy as np
+    from primed_match import primed_match
 
-    from obliviate.methods.match import NeverSeenMatching
-    from obliviate.methods.rules import Thresholds
-
-    n = len(windows)
-    method = NeverSeenMatching("outliers", Thresholds(tau=0.2, upper=0.4, lower=0.0))
-    method.targets, method.ma_targets = np.full(n, 10.0), np.full(n, 0.2)
-    method.entropy_targets, method.minkpp_targets = np.full(n, 9.0), np.full(n, -1.0)
-    method.tol = method.entropy_tol = method.minkpp_tol = 0.1
-    method.cap = 14.0
-    method.scores = {"loss": np.full(n, 12.0), "entropy": np.full(n, 11.0), "ma": np.full(n, 0.5)}
-    selected = method.select(np.full(n, 0.5))
-    return lambda: method.step(engine, windows, selected.tolist())
+    method, selected = primed_match(len(windows), thresholds=(0.2, 0.4, 0.0), loss=(10.0, 12.0),
+                                    entropy=(9.0, 11.0), ma=(0.2, 0.5), tol=0.1, cap=14.0)  # fmt: skip
+    return lambda: method.step(engine, windows, selected)
 
 
 def _npo_step(engine, windows):
